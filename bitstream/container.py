@@ -1,0 +1,359 @@
+"""The nfcodec container: a signature, a version and a sequence of CRC-protected chunks.
+
+This docstring is the normative byte-level specification of the container (``docs/format.md``
+repeats it with examples and describes the chunk contents).  The key words MUST, MUST NOT,
+SHOULD and MAY are used as in RFC 2119.
+
+Layout
+------
+All integers are little-endian.  A file is::
+
+    offset  size  field
+    0       8     signature   b"\\x89NFC\\r\\n\\x1a\\n"
+    8       1     major       format major version (u8)
+    9       1     minor       format minor version (u8)
+    10      ...   chunk*      zero or more chunks, each:
+                    4   length   u32, number of data bytes (MUST be <= 2**31 - 1)
+                    4   type     4 ASCII letters [A-Za-z]
+                    n   data     ``length`` bytes
+                    4   crc      u32, zlib.crc32 over type + data
+
+The signature follows PNG: the high-bit byte catches 7-bit channels and the CR LF / LF pair
+catches newline translation.
+
+Chunk rules
+-----------
+* A chunk type is *critical* iff bit 5 of its first byte is 0 (uppercase first letter).
+* The first chunk MUST be ``NHDR`` and the last MUST be ``NEND`` (with empty data); each of
+  them, and every other type the registry (:mod:`.chunktypes`) marks "once", MUST NOT
+  appear more than once.  Nothing MAY follow ``NEND``.
+* A reader MUST reject a chunk whose type is not 4 ASCII letters, or whose length exceeds
+  ``MAX_CHUNK_LENGTH``; it MUST check the length before reading or allocating anything.
+* A reader MUST reject an unknown critical chunk, and MUST ignore (keep, not interpret) an
+  unknown ancillary chunk.
+* A CRC mismatch in a complete critical chunk is corruption: the reader MUST reject the file
+  even when it tolerates truncation.  An ancillary chunk with a CRC mismatch SHOULD be
+  skipped.
+* Data that ends inside a chunk, or before ``NEND``, is truncated.  A strict reader MUST
+  reject it.  A lenient reader MAY use the whole, CRC-valid chunks before the cut, and MUST
+  NOT hand a cut-off chunk onward (an entropy decoder cannot detect the end of its words).
+* A writer SHOULD put ``ARCH`` right after ``NHDR`` so that a probe reads only the front.
+
+Versions
+--------
+A reader MUST reject a major version it does not know and MUST accept any minor version of
+a major it knows: minor versions only add ancillary chunks, new table entries (ids whose
+absence old readers report as a field-range error) or new critical chunks that old readers
+reject by the unknown-critical rule.
+
+==========  ======================================================================
+version     change
+==========  ======================================================================
+1.0         initial format: NHDR ARCH SEGM TDAT MASK SEED SCAL PRIR XFRM meTA NEND
+==========  ======================================================================
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Union
+
+from .chunktypes import CHUNK_TYPES, is_critical
+from .errors import (
+    BadSignatureError,
+    ChecksumError,
+    FormatError,
+    TruncatedError,
+    UnknownCriticalChunkError,
+    UnsupportedVersionError,
+)
+
+__all__ = [
+    "SIGNATURE",
+    "FORMAT_VERSION",
+    "FORMAT_VERSIONS",
+    "MAX_CHUNK_LENGTH",
+    "Chunk",
+    "Container",
+    "pack_chunk",
+    "write_container",
+    "read_container",
+    "iter_chunks",
+]
+
+SIGNATURE = b"\x89NFC\r\n\x1a\n"
+#: The version this writer produces.
+FORMAT_VERSION = (1, 0)
+#: Every released version and what it changed (a table, not branches in the reader).
+FORMAT_VERSIONS = {(1, 0): "initial format"}
+#: pypng's bound: keeps a corrupt length field from asking for gigabytes.
+MAX_CHUNK_LENGTH = 2**31 - 1
+
+_PREAMBLE = len(SIGNATURE) + 2
+_LEN_TYPE = struct.Struct("<I4s")
+_CRC = struct.Struct("<I")
+_OVERHEAD = _LEN_TYPE.size + _CRC.size  # 12 bytes around every chunk's data
+_FIRST, _LAST = b"NHDR", b"NEND"
+
+
+def _is_letters(ctype: bytes) -> bool:
+    return len(ctype) == 4 and all(0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A for c in ctype)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk of a container.
+
+    Attributes:
+        ctype: The 4-letter type, e.g. ``b"TDAT"``.
+        data: The chunk's data (without length, type and CRC).
+        offset: File offset of the chunk's length field; set by the reader, -1 otherwise,
+            and ignored by ``==``.
+
+    Raises:
+        ValueError: ``ctype`` is not 4 ASCII letters.
+    """
+
+    ctype: bytes
+    data: bytes
+    offset: int = field(default=-1, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ctype, bytes) or not _is_letters(self.ctype):
+            raise ValueError(f"chunk type must be 4 ASCII letters, got {self.ctype!r}")
+        object.__setattr__(self, "data", bytes(self.data))
+
+    @property
+    def critical(self) -> bool:
+        """Whether a reader that does not know this type must reject the file."""
+        return is_critical(self.ctype)
+
+    @property
+    def name(self) -> str:
+        """The type as a string, e.g. ``"TDAT"``."""
+        return self.ctype.decode("ascii")
+
+
+@dataclass(frozen=True)
+class Container:
+    """A parsed container.
+
+    Attributes:
+        version: ``(major, minor)`` read from the file.
+        chunks: The chunks to interpret, in file order: every complete chunk with a valid
+            CRC, unknown ancillary ones included (callers ignore what they do not know).
+        truncated: True if the data ended before ``NEND`` (lenient reading only).
+        skipped: Ancillary chunks dropped because of a CRC mismatch.
+        nbytes: Bytes parsed: the end offset of the last whole chunk (the file size for a
+            complete file).
+    """
+
+    version: tuple[int, int]
+    chunks: tuple[Chunk, ...]
+    truncated: bool
+    skipped: tuple[Chunk, ...]
+    nbytes: int
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def pack_chunk(chunk: Chunk) -> bytes:
+    """Serialize one chunk: length, type, data and CRC-32 over type + data.
+
+    Args:
+        chunk: The chunk to serialize.
+
+    Returns:
+        The chunk's bytes.
+
+    Raises:
+        ValueError: The data is longer than ``MAX_CHUNK_LENGTH``.
+    """
+    if len(chunk.data) > MAX_CHUNK_LENGTH:
+        raise ValueError(f"chunk {chunk.name}: {len(chunk.data)} bytes exceeds {MAX_CHUNK_LENGTH}")
+    crc = zlib.crc32(chunk.data, zlib.crc32(chunk.ctype))
+    return _LEN_TYPE.pack(len(chunk.data), chunk.ctype) + chunk.data + _CRC.pack(crc)
+
+
+def _check_sequence(chunks: list[Chunk]) -> None:
+    """Refuse to write a chunk sequence that :func:`read_container` would reject."""
+    if not chunks or chunks[0].ctype != _FIRST or chunks[-1].ctype != _LAST:
+        names = [c.name for c in chunks]
+        raise ValueError(f"chunks must start with NHDR and end with NEND, got {names}")
+    if chunks[-1].data:
+        raise ValueError("NEND must be empty")
+    seen: set[bytes] = set()
+    for chunk in chunks:
+        known = CHUNK_TYPES.get(chunk.ctype)
+        if chunk.critical and known is None:
+            raise ValueError(f"unknown critical chunk type {chunk.name}")
+        if known is not None and known.once and chunk.ctype in seen:
+            raise ValueError(f"chunk {chunk.name} may appear only once")
+        seen.add(chunk.ctype)
+
+
+def write_container(chunks: Iterable[Chunk], *, version: tuple[int, int] = FORMAT_VERSION) -> bytes:
+    """Build a container from chunks.
+
+    Args:
+        chunks: The chunks in file order; the first MUST be ``NHDR``, the last ``NEND``.
+        version: ``(major, minor)`` to write; the major must be one this module reads.
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        ValueError: The sequence breaks a container rule (first/last chunk, duplicates,
+            unknown critical type, oversize chunk) or the version is not writable.
+    """
+    major, minor = version
+    if major != FORMAT_VERSION[0] or not 0 <= minor <= 255:
+        raise ValueError(f"cannot write version {major}.{minor}")
+    chunk_list = list(chunks)
+    _check_sequence(chunk_list)
+    return b"".join([SIGNATURE, bytes((major, minor)), *map(pack_chunk, chunk_list)])
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """The data ends inside a chunk or before NEND (an error only in strict mode)."""
+
+    message: str
+
+
+def _read_preamble(data: bytes) -> tuple[int, int]:
+    """Check signature and version; return ``(major, minor)``."""
+    head = data[:_PREAMBLE]
+    if len(head) < _PREAMBLE:
+        if SIGNATURE.startswith(head[: len(SIGNATURE)]):
+            raise TruncatedError(f"file ends inside the signature/version ({len(head)} of {_PREAMBLE} bytes)")
+        raise BadSignatureError(f"not an nfc file: signature {head[: len(SIGNATURE)]!r} != {SIGNATURE!r}")
+    if head[: len(SIGNATURE)] != SIGNATURE:
+        raise BadSignatureError(f"not an nfc file: signature {head[: len(SIGNATURE)]!r} != {SIGNATURE!r}")
+    major, minor = head[8], head[9]
+    if major != FORMAT_VERSION[0]:
+        raise UnsupportedVersionError(
+            f"format version {major}.{minor} not supported (this reader reads major version {FORMAT_VERSION[0]})"
+        )
+    return major, minor
+
+
+def _read_chunk(data: memoryview, pos: int) -> Union[tuple[Chunk, bool], _Cut]:
+    """Read the chunk at ``pos``; return ``(chunk, crc_ok)`` or a :class:`_Cut`.
+
+    Bounds are checked before anything is sliced, so a corrupt length never allocates.
+    """
+    left = len(data) - pos
+    if left < _LEN_TYPE.size:
+        return _Cut(f"file ends inside a chunk header at offset {pos} (needs {_LEN_TYPE.size} bytes, {left} left)")
+    length, ctype = _LEN_TYPE.unpack_from(data, pos)
+    if not _is_letters(ctype):
+        raise FormatError(f"chunk at offset {pos}: type {ctype!r} is not 4 ASCII letters")
+    name = ctype.decode("ascii")
+    if length > MAX_CHUNK_LENGTH:
+        raise FormatError(f"chunk {name} at offset {pos}: length={length} exceeds {MAX_CHUNK_LENGTH}")
+    if left < length + _OVERHEAD:
+        return _Cut(f"file ends inside chunk {name} at offset {pos} (needs {length + _OVERHEAD} bytes, {left} left)")
+    body = data[pos + 4 : pos + 8 + length]  # type + data, what the CRC covers
+    (stored,) = _CRC.unpack_from(data, pos + 8 + length)
+    computed = zlib.crc32(body)
+    if computed != stored and is_critical(ctype):
+        raise ChecksumError(
+            f"chunk {name} at offset {pos}: CRC mismatch (stored 0x{stored:08x}, computed 0x{computed:08x})"
+        )
+    return Chunk(ctype, bytes(body[4:]), offset=pos), computed == stored
+
+
+def iter_chunks(data: bytes, pos: int = _PREAMBLE) -> Iterator[tuple[Chunk, bool]]:
+    """Walk the chunks of a container without applying the sequence rules.
+
+    Useful for tools that dump damaged files.  Stops quietly at a cut-off chunk.
+
+    Args:
+        data: The whole file.
+        pos: Offset of the first chunk (default: right after signature and version).
+
+    Yields:
+        ``(chunk, crc_ok)`` for every complete chunk (critical chunks always have
+        ``crc_ok=True``: a mismatch raises).
+
+    Raises:
+        FormatError: A chunk has a bad type or an oversize length.
+        ChecksumError: A complete critical chunk has a CRC mismatch.
+    """
+    view = memoryview(data)
+    while pos < len(view):
+        item = _read_chunk(view, pos)
+        if isinstance(item, _Cut):
+            return
+        yield item
+        pos += len(item[0].data) + _OVERHEAD
+
+
+def _check_chunk(chunk: Chunk, first: bool, seen: set[bytes]) -> None:
+    """Apply the sequence rules to one CRC-valid chunk."""
+    where = f"chunk {chunk.name} at offset {chunk.offset}"
+    if chunk.ctype == _FIRST and not first:
+        raise FormatError(f"{where}: NHDR may appear only once, as the first chunk")
+    known = CHUNK_TYPES.get(chunk.ctype)
+    if known is None:
+        if chunk.critical:
+            raise UnknownCriticalChunkError(f"{where}: unknown critical chunk type")
+        return
+    if known.once and chunk.ctype in seen:
+        raise FormatError(f"{where}: {chunk.name} may appear only once")
+    seen.add(chunk.ctype)
+    if chunk.ctype == _LAST and chunk.data:
+        raise FormatError(f"{where}: NEND.length={len(chunk.data)}, must be 0")
+
+
+def read_container(data: bytes, *, allow_truncated: bool = False) -> Container:
+    """Parse and check a container.
+
+    Args:
+        data: The whole file.
+        allow_truncated: Return the whole, CRC-valid chunks before a cut (``truncated=True``)
+            instead of raising :class:`TruncatedError`.
+
+    Returns:
+        The parsed :class:`Container`.
+
+    Raises:
+        TruncatedError: The data ends inside the signature/version (always), or inside a
+            chunk or before ``NEND`` (strict mode).
+        BadSignatureError: The data does not start with :data:`SIGNATURE`.
+        UnsupportedVersionError: The major version is not 1.
+        ChecksumError: A complete critical chunk has a CRC mismatch.
+        UnknownCriticalChunkError: A critical chunk type is not in the registry.
+        FormatError: Any other broken rule (bad type, oversize length, NHDR not first,
+            duplicate, non-empty NEND, bytes after NEND).
+    """
+    version = _read_preamble(data)
+    view = memoryview(data)
+    chunks: list[Chunk] = []
+    skipped: list[Chunk] = []
+    seen: set[bytes] = set()
+    pos, first = _PREAMBLE, True
+    while _LAST not in seen:
+        item = _read_chunk(view, pos) if pos < len(view) else _Cut(f"file ends at offset {pos} before NEND")
+        if isinstance(item, _Cut):
+            if not allow_truncated:
+                raise TruncatedError(item.message)
+            return Container(version, tuple(chunks), True, tuple(skipped), pos)
+        chunk, crc_ok = item
+        if first and chunk.ctype != _FIRST:  # even a skippable chunk cannot come first
+            raise FormatError(f"chunk {chunk.name} at offset {pos}: the first chunk must be NHDR")
+        if crc_ok:
+            _check_chunk(chunk, first, seen)
+            chunks.append(chunk)
+        else:
+            skipped.append(chunk)
+        pos, first = pos + len(chunk.data) + _OVERHEAD, False
+    if pos != len(view):
+        raise FormatError(f"{len(view) - pos} bytes after NEND at offset {pos}")
+    return Container(version, tuple(chunks), False, tuple(skipped), pos)

@@ -1,0 +1,1 @@
+"""The ``nfc`` command line (a thin layer over :mod:`nfcodec.api`)."""

@@ -1,0 +1,164 @@
+"""``nfc``: encode, decode and inspect neural-field (.nfc) files.
+
+Each command parses its options, calls the library and prints.  Library errors become one
+line on stderr and exit status 1 (usage errors: 2, from click); no traceback for bad input.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Any, Callable
+
+import click
+
+from .. import __version__
+from ..bitstream import BitstreamError
+from ..errors import NFCodecError
+
+__all__ = ["cli", "main"]
+
+
+def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors (and I/O errors) into ``nfc: error: ...`` and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (NFCodecError, BitstreamError) as e:
+            raise click.ClickException(str(e)) from None
+        except OSError as e:
+            raise click.ClickException(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)) from None
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted; no output written") from None
+
+    return wrapper
+
+
+def _show(msg: str) -> None:
+    click.echo(f"nfc: error: {msg}", err=True)
+
+
+click.ClickException.show = lambda self, file=None: _show(self.format_message())  # type: ignore[method-assign]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nfc")
+def cli() -> None:
+    """Neural-field codec: the compressed file is a small network fitted to your image."""
+
+
+def _progress_bar(quiet: bool, total: int):
+    """A tqdm bar (stderr, shown on terminals only) created at the first fitting step."""
+    if quiet:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def update(step: int, _total: int, psnr: float) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc="fitting", unit="step", file=sys.stderr, leave=False,
+                             dynamic_ncols=True, mininterval=0.25, disable=None))
+        bars[0].update(step - bars[0].n)
+        bars[0].set_postfix_str(f"PSNR {psnr:.2f} dB", refresh=False)
+
+    return update, lambda: bars and bars[0].close()
+
+
+@cli.command()
+@click.argument("input", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .nfc file.")
+@click.option("--preset", type=click.Choice(["fast", "default", "high"]), default="default", show_default=True)
+@click.option("--width", type=click.IntRange(1, 4096), help="Hidden units per layer.")
+@click.option("--depth", type=click.IntRange(1, 64), help="Hidden sine layers.")
+@click.option("--steps", type=click.IntRange(1), help="Optimisation steps.")
+@click.option("--bits", type=click.IntRange(2, 16), help="Quantization bit depth per tensor.")
+@click.option("--lr", type=click.FloatRange(1e-7, 1.0), help="Peak learning rate.")
+@click.option("--w0", type=click.FloatRange(0.001, 10000), help="SIREN frequency factor (hidden layers).")
+@click.option("--batch-pixels", type=click.IntRange(0), help="Pixels per step (0 = whole image).")
+@click.option("--seed", type=click.IntRange(0), help="Encoder seed (initialisation and batches).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--no-meta", is_flag=True, help="Do not store settings in the ancillary meTA chunk.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@_fail_cleanly
+def encode(input: str, output: str, preset: str, no_meta: bool, force: bool, as_json: bool, quiet: bool,
+           **knobs: Any) -> None:
+    """Fit a network to INPUT (PNG, JPEG, PPM, ...) and write it to OUTPUT as .nfc.
+
+    Prints the file's real size, bpp and the PSNR of what `nfc decode` will produce.
+    """
+    from .. import api
+
+    steps = knobs["steps"] or api.get_preset(preset).fit.steps
+    progress, close = _progress_bar(quiet or as_json, steps)
+    try:
+        r = api.encode(input, output, preset=preset, overwrite=force, metadata=not no_meta,
+                       progress=progress, **knobs)
+    finally:
+        close()
+    if as_json:
+        click.echo(json.dumps({"output": output, "bytes": r.nbytes, "bpp": r.bpp, "psnr": r.psnr,
+                               "width": r.info.header.width, "height": r.info.header.height,
+                               "seconds": r.seconds, "fit_seconds": r.fit.seconds, "device": r.fit.device,
+                               "config": r.config.to_dict()}))
+    elif not quiet:
+        click.echo(f"{output}: {r.summary()}")
+
+
+@cli.command()
+@click.argument("input", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Output image (.png, .ppm, .bmp, .tif, .webp lossless).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@_fail_cleanly
+def decode(input: str, output: str, force: bool, quiet: bool) -> None:
+    """Decode an .nfc file to an image."""
+    from .. import api
+
+    r = api.decode(input, output, overwrite=force)
+    if not quiet:
+        h = r.info.header
+        click.echo(f"{output}: {h.width}x{h.height} from {r.info.nbytes} bytes ({r.info.bpp:.4f} bpp)")
+
+
+@cli.command()
+@click.argument("input", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Also list every coded tensor (model, bits per value).")
+@_fail_cleanly
+def info(input: str, as_json: bool, verbose: bool) -> None:
+    """Show a .nfc file's header, architecture and chunk table (no decoding)."""
+    from ..api import probe
+    from ..bitstream import read_container, tensor_report
+    from ..media import read_input_bytes
+
+    data = read_input_bytes(input)
+    si = probe(data)
+    tensors = []
+    if verbose:
+        tensors = [t for c in read_container(data).chunks if c.ctype == b"TDAT" for t in tensor_report(c.data)]
+    if as_json:
+        click.echo(json.dumps({**si.as_dict(), **({"tensors": tensors} if verbose else {})}, default=str))
+        return
+    click.echo(f"{input}: nfc v{si.version[0]}.{si.version[1]}, {si.nbytes} bytes, {si.bpp:.4f} bpp")
+    for name, value in si.header.describe():
+        click.echo(f"  {name:<15}{value}")
+    click.echo(f"  architecture ({si.arch.NAME}):")
+    for name, value in si.arch.describe():
+        click.echo(f"    {name:<13}{value}")
+    click.echo("  chunks:")
+    for c in si.chunks:
+        kind = "critical" if c.critical else "ancillary"
+        click.echo(f"    {c.ctype}  offset {c.offset:>8}  {c.length:>8} bytes  {kind:<9}  {c.description}")
+    for t in tensors:
+        click.echo(f"    tensor {t['index']:>3}: {t['n']:>7} values  step {t['step']:>3}  "
+                   f"{t['model']:<9}  {t['bits_per_symbol']:.3f} bits/value")
+
+
+def main() -> None:
+    cli(prog_name="nfc")

@@ -1,0 +1,50 @@
+"""nfcodec: a neural-field image and video codec.
+
+The compressed file *is* a small network fitted to one image: its quantized weights are
+entropy-coded into a versioned, chunked container (see ``docs/format.md``).
+
+Public API (imported lazily so that ``import nfcodec.bitstream`` never loads torch)::
+
+    import nfcodec
+    result = nfcodec.encode("in.png", "out.nfc", preset="fast")
+    image = nfcodec.decode("out.nfc")
+    info = nfcodec.probe("out.nfc")
+"""
+from __future__ import annotations
+
+import os as _os
+
+# In a source checkout bitstream/ and cli/ sit next to nfcodec/ (installed, they are
+# nfcodec/bitstream and nfcodec/cli).  Extending __path__ lets `nfcodec.bitstream` resolve
+# to ./bitstream when the checkout itself is on sys.path (running from the repository root).
+_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "bitstream")) and _os.path.isfile(
+    _os.path.join(_root, "bitstream", "container.py")
+):
+    __path__.append(_root)  # type: ignore[name-defined]
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "encode": "nfcodec.api",
+    "decode": "nfcodec.api",
+    "probe": "nfcodec.api",
+    "EncodeResult": "nfcodec.results",
+    "DecodeResult": "nfcodec.results",
+    "CodecConfig": "nfcodec.config",
+    "PRESETS": "nfcodec.config",
+    "NFCodecError": "nfcodec.errors",
+    "ConfigError": "nfcodec.errors",
+    "InputError": "nfcodec.errors",
+    "OutputExistsError": "nfcodec.errors",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nfcodec' has no attribute {name!r}")

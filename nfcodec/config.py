@@ -1,0 +1,122 @@
+"""Encoder configuration: frozen dataclasses, presets and flat knob overrides.
+
+Only :class:`ModelConfig` reaches the file (through the architecture record); the quantization
+bit depth picks table indices that are sent; :class:`FitConfig` is encoder-only.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["ModelConfig", "QuantConfig", "FitConfig", "CodecConfig", "PRESETS", "KNOBS", "get_preset"]
+
+
+def _check(name: str, value: Any, lo: float, hi: float) -> None:
+    if not (lo <= value <= hi):
+        raise ConfigError(f"{name}={value} outside [{lo}, {hi}]")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "siren"
+    width: int = 64        # hidden units per layer: the main rate knob (params ~ depth * width^2)
+    depth: int = 5         # hidden sine layers; deeper SIRENs fit detail better per parameter
+    w0: float = 30.0       # sine frequency of hidden layers (SIREN paper value)
+    w0_first: float = 30.0 # sine frequency of the first layer: sets the finest detail it starts with
+
+    def __post_init__(self) -> None:
+        _check("width", self.width, 1, 4096)
+        _check("depth", self.depth, 1, 64)
+        _check("w0", self.w0, 0.001, 10000)
+        _check("w0_first", self.w0_first, 0.001, 10000)
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    bits: int = 10               # per-tensor bit depth: step = max|w| / (2^(bits-1) - 1), snapped to the table
+    qat_fraction: float = 0.15   # last share of the fit trained through the quantizer (straight-through)
+
+    def __post_init__(self) -> None:
+        _check("bits", self.bits, 2, 16)
+        _check("qat_fraction", self.qat_fraction, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    steps: int = 3000            # Adam steps
+    lr: float = 2e-3             # peak learning rate (short warm-up, cosine decay to lr * final_lr_ratio)
+    final_lr_ratio: float = 0.05
+    warmup_steps: int = 50
+    batch_pixels: int = 16384    # pixels per step (0 = full image); minibatches are ~40x cheaper on CPU
+    seed: int = 0                # encoder-side randomness (init, batches): the file never depends on it
+    device: str = "auto"         # auto | cpu | cuda | cuda:N
+    amp: bool = True             # bf16 autocast on CUDA (ignored on CPU, where bf16 is slower)
+
+    def __post_init__(self) -> None:
+        _check("steps", self.steps, 1, 10_000_000)
+        _check("lr", self.lr, 1e-7, 1.0)
+        _check("final_lr_ratio", self.final_lr_ratio, 0.0, 1.0)
+        _check("warmup_steps", self.warmup_steps, 0, 10_000_000)
+        _check("batch_pixels", self.batch_pixels, 0, 2**31)
+        _check("seed", self.seed, 0, 2**63 - 1)
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    representation: str = "dense"
+    layout: str = "single"
+
+    def replace(self, **knobs: Any) -> "CodecConfig":
+        """Return a copy with flat knobs (``width=96, steps=500, bits=7, ...``) overridden.
+
+        ``None`` values are ignored so CLI options that were not given can be passed through.
+        """
+        parts: dict[str, dict[str, Any]] = {"model": {}, "quant": {}, "fit": {}, "": {}}
+        for name, value in knobs.items():
+            if value is None:
+                continue
+            if name not in KNOBS:
+                raise ConfigError(f"unknown setting {name!r} (known: {', '.join(sorted(KNOBS))})")
+            parts[KNOBS[name]][name] = value
+        return dataclasses.replace(
+            self,
+            model=dataclasses.replace(self.model, **parts["model"]),
+            quant=dataclasses.replace(self.quant, **parts["quant"]),
+            fit=dataclasses.replace(self.fit, **parts["fit"]),
+            **parts[""],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+KNOBS: dict[str, str] = {
+    **{f.name: "model" for f in dataclasses.fields(ModelConfig)},
+    **{f.name: "quant" for f in dataclasses.fields(QuantConfig)},
+    **{f.name: "fit" for f in dataclasses.fields(FitConfig)},
+    "representation": "",
+    "layout": "",
+}
+
+# Presets, tuned on a 2-core CPU for Kodak-sized (768x512) images; see docs/benchmarks.md.
+PRESETS: dict[str, CodecConfig] = {
+    # Quick look: about 40 s for a 768x512 image on 2 CPU cores.
+    "fast": CodecConfig(ModelConfig(width=48, depth=4), QuantConfig(bits=10), FitConfig(steps=1000, lr=2e-3)),
+    # The default trade-off: about 2 minutes for 768x512 on 2 CPU cores (~0.35 bpp on Kodak).
+    "default": CodecConfig(ModelConfig(width=64, depth=5), QuantConfig(bits=10), FitConfig(steps=3000, lr=2e-3)),
+    # More parameters and steps: higher rate and quality; ~10 minutes for 768x512 on CPU (use a GPU).
+    "high": CodecConfig(ModelConfig(width=96, depth=6), QuantConfig(bits=10), FitConfig(steps=6000, lr=1e-3)),
+}
+
+
+def get_preset(name: str) -> CodecConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None

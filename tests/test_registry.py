@@ -1,0 +1,35 @@
+"""Wire ids are part of the file format: these tables may only ever grow."""
+import pytest
+
+from nfcodec.bitstream import ENTROPY_MODELS, headers
+from nfcodec.errors import ConfigError, UnsupportedFeatureError
+from nfcodec.models import ARCHS
+from nfcodec.variants import LAYOUTS, REPRESENTATIONS
+
+
+def test_wire_ids_are_pinned():
+    assert ARCHS.wire_ids() == {"siren": 0}
+    assert REPRESENTATIONS.wire_ids() == {"dense": 0}
+    assert LAYOUTS.wire_ids() == {"single": 0}
+
+
+def test_registries_agree_with_the_header_name_tables():
+    for reg, table in ((ARCHS, headers.ARCHS), (REPRESENTATIONS, headers.REPRESENTATIONS), (LAYOUTS, headers.LAYOUTS)):
+        for name, wire_id in reg.wire_ids().items():
+            assert table[wire_id] == name
+
+
+def test_unknown_names_and_ids():
+    with pytest.raises(ConfigError, match=r"unknown representation 'sparse' \(choose from dense\)"):
+        REPRESENTATIONS.by_name("sparse")
+    with pytest.raises(UnsupportedFeatureError, match="representation wire id 2"):
+        REPRESENTATIONS.by_id(2)
+
+
+def test_duplicate_registration_refused():
+    with pytest.raises(RuntimeError, match="registered twice"):
+        LAYOUTS.register(LAYOUTS.by_name("single"))
+
+
+def test_entropy_model_ids_pinned():
+    assert {name: m.wire_id for name, m in ENTROPY_MODELS.items()} == {"const": 0, "histogram": 1, "laplace": 2}
