@@ -72,6 +72,7 @@ from .headers import (
     PriorRef,
     SeedRecord,
     SegmentHeader,
+    NervArch,
     SirenArch,
     StreamHeader,
     TransformRecord,
@@ -94,7 +95,7 @@ __all__ = [
     "zigzag", "unzigzag",
     # headers
     "MAX_FRAME_PIXELS", "MEDIA", "ARCHS", "REPRESENTATIONS", "LAYOUTS", "COLORSPACES", "SEGMENT_KINDS",
-    "RNGS", "TRANSFORMS", "StreamHeader", "SirenArch", "SegmentHeader", "SeedRecord", "PriorRef",
+    "RNGS", "TRANSFORMS", "StreamHeader", "SirenArch", "NervArch", "SegmentHeader", "SeedRecord", "PriorRef",
     "TransformRecord", "ARCH_RECORDS", "register_arch_record", "unpack_arch", "CHUNK_RECORDS",
     # entropy
     "MAX_ALPHABET", "CodedTensor", "EntropyModel", "ENTROPY_MODELS", "laplace_counts",

@@ -24,6 +24,10 @@ __all__ = [
     "TRANSFORMS",
     "StreamHeader",
     "SirenArch",
+    "NervArch",
+    "NERV_SLOTS",
+    "NERV_ACTIVATIONS",
+    "NERV_CROPS",
     "SegmentHeader",
     "SeedRecord",
     "PriorRef",
@@ -44,6 +48,8 @@ LAYOUTS: Mapping[int, str] = MappingProxyType({0: "single", 1: "width-chunks"})
 COLORSPACES: Mapping[int, str] = MappingProxyType({0: "RGB"})
 SEGMENT_KINDS: Mapping[int, str] = MappingProxyType({0: "whole", 1: "width", 2: "frames"})
 RNGS: Mapping[int, str] = MappingProxyType({0: "philox4x64-10"})
+NERV_ACTIVATIONS: Mapping[int, str] = MappingProxyType({0: "gelu"})
+NERV_CROPS: Mapping[int, str] = MappingProxyType({0: "top-left"})
 TRANSFORMS: Mapping[int, str] = MappingProxyType({0: "identity"})
 
 _U16, _U32, _I31 = 2**16 - 1, 2**32 - 1, 2**31 - 1
@@ -171,6 +177,111 @@ class SirenArch(Record):
     depth: int
     w0_first: float
     w0_hidden: float
+
+
+#: Number of NeRV block slots in the NeRV ARCH record (unused slots are trailing zeros).
+NERV_SLOTS = 6
+
+
+def _nerv_slot_fields() -> tuple[Field, ...]:
+    fields: list[Field] = []
+    for i in range(NERV_SLOTS):
+        fields.append(Field(f"factor{i}", "B", 0, 8, f"block {i} upscale factor (0: slot unused)"))
+        fields.append(Field(f"channels{i}", "H", 0, 4096, f"block {i} output channels (0: slot unused)"))
+    return tuple(fields)
+
+
+@register_arch_record(1)
+@dataclass(frozen=True)
+class NervArch(Record):
+    """``ARCH`` for NeRV (``NHDR.arch`` = 1): frame index -> RGB frame (35 bytes).
+
+    ``t = k / NHDR.frames`` -> PE(b, l) (2l values) -> Linear(2l, mlp_hidden) -> act ->
+    Linear(mlp_hidden, c1*h0*w0) -> act -> reshape (c1, h0, w0) -> blocks
+    [conv k x k to channels*f^2, PixelShuffle(f), act] -> conv head_kernel to 3 -> crop.
+    The padded output is ``h0*P x w0*P`` (P: product of the factors); it MUST cover the frame
+    (``h0*P >= height``, ``w0*P >= width``, checked by the decoder against NHDR), and the frame
+    is its ``crop`` window (top-left: rows [0, height), columns [0, width)).
+    """
+
+    NAME = "ARCH"
+    ARCH_ID: ClassVar[int]
+    FIELDS = (
+        Field("pe_b", "f", 1.0, 4.0, "positional-encoding base b"),
+        Field("pe_l", "B", 1, 128, "positional-encoding levels l (2l features)"),
+        Field("mlp_hidden", "H", 1, 4096, "hidden units of the 2-layer MLP"),
+        Field("c1", "H", 1, 4096, "channels of the base feature map"),
+        Field("h0", "H", 1, 4096, "base feature map height"),
+        Field("w0", "H", 1, 4096, "base feature map width"),
+        Field("kernel", "B", 1, 7, "convolution kernel size of the blocks (odd)"),
+        Field("head_kernel", "B", 1, 7, "convolution kernel size of the RGB head (odd)"),
+        enum_field("act", NERV_ACTIVATIONS, "activation of the MLP and the blocks"),
+        enum_field("crop", NERV_CROPS, "where the frame sits in the padded output"),
+        *_nerv_slot_fields(),
+    )
+
+    pe_b: float
+    pe_l: int
+    mlp_hidden: int
+    c1: int
+    h0: int
+    w0: int
+    kernel: int
+    head_kernel: int
+    act: int
+    crop: int
+    factor0: int
+    channels0: int
+    factor1: int
+    channels1: int
+    factor2: int
+    channels2: int
+    factor3: int
+    channels3: int
+    factor4: int
+    channels4: int
+    factor5: int
+    channels5: int
+
+    @property
+    def blocks(self) -> tuple[tuple[int, int], ...]:
+        """``(factor, channels)`` of the used block slots, in order."""
+        slots = ((getattr(self, f"factor{i}"), getattr(self, f"channels{i}")) for i in range(NERV_SLOTS))
+        return tuple((f, c) for f, c in slots if f)
+
+    @property
+    def upscale(self) -> int:
+        """Product of the block upscale factors."""
+        p = 1
+        for f, _ in self.blocks:
+            p *= f
+        return p
+
+    @property
+    def padded_size(self) -> tuple[int, int]:
+        """``(height, width)`` of the network's output before cropping."""
+        return self.h0 * self.upscale, self.w0 * self.upscale
+
+    def validate(self) -> None:
+        """Odd kernels; used slots first, each with channels; bounded MLP output and padded frame."""
+        for name in ("kernel", "head_kernel"):
+            if getattr(self, name) % 2 == 0:
+                raise FieldRangeError(f"ARCH.{name}={getattr(self, name)} must be odd")
+        used = True
+        for i in range(NERV_SLOTS):
+            f, c = getattr(self, f"factor{i}"), getattr(self, f"channels{i}")
+            if f and not used:
+                raise FieldRangeError(f"ARCH.factor{i}={f} after an unused slot (used slots come first)")
+            if (f == 0) != (c == 0):
+                raise FieldRangeError(f"ARCH.factor{i}={f} with ARCH.channels{i}={c}: both or neither must be 0")
+            used = used and f != 0
+        if not self.blocks:
+            raise FieldRangeError("ARCH.factor0=0: NeRV needs at least one block")
+        if self.c1 * self.h0 * self.w0 > 2**24:
+            raise FieldRangeError(f"ARCH: c1*h0*w0 = {self.c1 * self.h0 * self.w0} exceeds 16777216")
+        ph, pw = self.padded_size
+        if ph * pw > 4 * MAX_FRAME_PIXELS:
+            raise FieldRangeError(f"ARCH: padded output {pw}x{ph} exceeds {4 * MAX_FRAME_PIXELS} pixels")
 
 
 # --------------------------------------------------------------------------- segment-level records

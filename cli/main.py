@@ -46,10 +46,10 @@ click.ClickException.show = lambda self, file=None: _show(self.format_message())
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nfc")
 def cli() -> None:
-    """Neural-field codec: the compressed file is a small network fitted to your image."""
+    """Neural-field codec: the compressed file is a small network fitted to your image or video."""
 
 
-def _progress_bar(quiet: bool, total: int):
+def _progress_bar(quiet: bool):
     """A tqdm bar (stderr, shown on terminals only) created at the first fitting step."""
     if quiet:
         return None, lambda: None
@@ -57,7 +57,7 @@ def _progress_bar(quiet: bool, total: int):
 
     bars: list[Any] = []
 
-    def update(step: int, _total: int, psnr: float) -> None:
+    def update(step: int, total: int, psnr: float) -> None:
         if not bars:
             bars.append(tqdm(total=total, desc="fitting", unit="step", file=sys.stderr, leave=False,
                              dynamic_ncols=True, mininterval=0.25, disable=None))
@@ -67,17 +67,37 @@ def _progress_bar(quiet: bool, total: int):
     return update, lambda: bars and bars[0].close()
 
 
+def _factors(ctx: Any, param: Any, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter("expected comma-separated integers, e.g. 5,2,2") from None
+
+
 @cli.command()
-@click.argument("input", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("input", type=click.Path(path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .nfc file.")
-@click.option("--preset", type=click.Choice(["fast", "default", "high"]), default="default", show_default=True)
-@click.option("--width", type=click.IntRange(1, 4096), help="Hidden units per layer.")
-@click.option("--depth", type=click.IntRange(1, 64), help="Hidden sine layers.")
-@click.option("--steps", type=click.IntRange(1), help="Optimisation steps.")
+@click.option("--preset", type=click.Choice(["fast", "default", "high"]), default="default", show_default=True,
+              help="Image presets (SIREN) or video presets (NeRV); see docs.")
+@click.option("--arch", type=click.Choice(["siren", "nerv"]), help="Network (default: siren for images, nerv for videos).")
+@click.option("--frames", "frames", help="Videos: frame range A:B[:STEP] (0-based, B excluded), e.g. 0:60.")
+@click.option("--resize", help="Videos: scale frames to WxH before encoding, e.g. 320x180.")
+@click.option("--width", type=click.IntRange(1, 4096), help="SIREN hidden units per layer.")
+@click.option("--depth", type=click.IntRange(1, 64), help="SIREN hidden sine layers.")
+@click.option("--steps", type=click.IntRange(1), help="Optimisation steps (NeRV presets count --epochs instead).")
+@click.option("--epochs", type=click.IntRange(0), help="Passes over the frames / pixels (0: use --steps).")
 @click.option("--bits", type=click.IntRange(2, 16), help="Quantization bit depth per tensor.")
 @click.option("--lr", type=click.FloatRange(1e-7, 1.0), help="Peak learning rate.")
 @click.option("--w0", type=click.FloatRange(0.001, 10000), help="SIREN frequency factor (hidden layers).")
-@click.option("--batch-pixels", type=click.IntRange(0), help="Pixels per step (0 = whole image).")
+@click.option("--batch-pixels", type=click.IntRange(0), help="SIREN: pixels per step (0 = all).")
+@click.option("--batch-frames", type=click.IntRange(1, 4096), help="NeRV: frames per step.")
+@click.option("--c1", type=click.IntRange(1, 4096), help="NeRV: channels of the base feature map.")
+@click.option("--c2", type=click.IntRange(1, 4096), help="NeRV: channels of the first block (halved per block).")
+@click.option("--min-channels", type=click.IntRange(1, 4096), help="NeRV: floor of the block channels.")
+@click.option("--mlp-hidden", type=click.IntRange(1, 4096), help="NeRV: hidden units of the MLP.")
+@click.option("--factors", callback=_factors, help="NeRV: upscale factors, e.g. 5,2,2,2,2 (default: from the size).")
 @click.option("--seed", type=click.IntRange(0), help="Encoder seed (initialisation and batches).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--no-meta", is_flag=True, help="Do not store settings in the ancillary meTA chunk.")
@@ -85,24 +105,28 @@ def _progress_bar(quiet: bool, total: int):
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_fail_cleanly
-def encode(input: str, output: str, preset: str, no_meta: bool, force: bool, as_json: bool, quiet: bool,
-           **knobs: Any) -> None:
-    """Fit a network to INPUT (PNG, JPEG, PPM, ...) and write it to OUTPUT as .nfc.
+def encode(input: str, output: str, preset: str, frames: str | None, resize: str | None, no_meta: bool,
+           force: bool, as_json: bool, quiet: bool, **knobs: Any) -> None:
+    """Fit a network to INPUT and write it to OUTPUT as .nfc.
 
-    Prints the file's real size, bpp and the PSNR of what `nfc decode` will produce.
+    INPUT is an image (PNG, JPEG, PPM, ...), a video (mp4, mkv, webm, y4m, ...), or a folder or
+    glob of PNG frames.  Prints the file's real size, bpp (8 x bytes / (frames x width x height))
+    and the PSNR of what `nfc decode` will produce (videos: the mean of per-frame PSNRs and the
+    PSNR of the mean MSE).
     """
     from .. import api
 
-    steps = knobs["steps"] or api.get_preset(preset).fit.steps
-    progress, close = _progress_bar(quiet or as_json, steps)
+    progress, close = _progress_bar(quiet or as_json)
     try:
         r = api.encode(input, output, preset=preset, overwrite=force, metadata=not no_meta,
-                       progress=progress, **knobs)
+                       progress=progress, frames=frames, resize=resize, **knobs)
     finally:
         close()
     if as_json:
+        h = r.info.header
         click.echo(json.dumps({"output": output, "bytes": r.nbytes, "bpp": r.bpp, "psnr": r.psnr,
-                               "width": r.info.header.width, "height": r.info.header.height,
+                               "mean_frame_psnr": r.mean_frame_psnr, "frames": h.frames,
+                               "fps": f"{h.fps_num}/{h.fps_den}", "width": h.width, "height": h.height,
                                "seconds": r.seconds, "fit_seconds": r.fit.seconds, "device": r.fit.device,
                                "config": r.config.to_dict()}))
     elif not quiet:
@@ -112,18 +136,21 @@ def encode(input: str, output: str, preset: str, no_meta: bool, force: bool, as_
 @cli.command()
 @click.argument("input", type=click.Path(dir_okay=False, path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Output image (.png, .ppm, .bmp, .tif, .webp lossless).")
+              help="Image (.png, ...) or video: .mkv (FFV1), .mp4 (x264 RGB qp 0), .y4m, frames/%04d.png.")
+@click.option("--frames", "frames", help="Videos: decode only frames A:B[:STEP].")
+@click.option("--crf", type=click.IntRange(0, 51), help="Videos: lossy x264 yuv420p delivery encode at this CRF.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @_fail_cleanly
-def decode(input: str, output: str, force: bool, quiet: bool) -> None:
-    """Decode an .nfc file to an image."""
+def decode(input: str, output: str, frames: str | None, crf: int | None, force: bool, quiet: bool) -> None:
+    """Decode an .nfc file to an image or a video (frames are written as they are decoded)."""
     from .. import api
 
-    r = api.decode(input, output, overwrite=force)
+    r = api.decode(input, output, overwrite=force, frames=frames, crf=crf)
     if not quiet:
         h = r.info.header
-        click.echo(f"{output}: {h.width}x{h.height} from {r.info.nbytes} bytes ({r.info.bpp:.4f} bpp)")
+        what = f"{r.written} frames of {h.width}x{h.height}" if h.media == 1 else f"{h.width}x{h.height}"
+        click.echo(f"{output}: {what} from {r.info.nbytes} bytes ({r.info.bpp:.4f} bpp)")
 
 
 @cli.command()
@@ -148,6 +175,14 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
     click.echo(f"{input}: nfc v{si.version[0]}.{si.version[1]}, {si.nbytes} bytes, {si.bpp:.4f} bpp")
     for name, value in si.header.describe():
         click.echo(f"  {name:<15}{value}")
+    h = si.header
+    if h.media == 1:
+        from fractions import Fraction
+
+        rate = Fraction(h.fps_num, h.fps_den)
+        seconds = f", {float(h.frames / rate):.2f} s" if rate else ""
+        click.echo(f"  {'video':<15}{h.frames} frames of {h.width}x{h.height} at "
+                   f"{f'{h.fps_num}/{h.fps_den}' if rate else 'unknown'} fps ({float(rate):.3f}{seconds})")
     click.echo(f"  architecture ({si.arch.NAME}):")
     for name, value in si.arch.describe():
         click.echo(f"    {name:<13}{value}")

@@ -1,14 +1,17 @@
 """nfcodec: a neural-field image and video codec.
 
-The compressed file *is* a small network fitted to one image: its quantized weights are
-entropy-coded into a versioned, chunked container (see ``docs/format.md``).
+The compressed file *is* a small network fitted to one image (SIREN) or one clip (NeRV, or a
+SIREN over (t, row, col)): its quantized weights are entropy-coded into a versioned, chunked
+container (see ``docs/format.md`` and ``docs/video.md``).
 
 Public API (imported lazily so that ``import nfcodec.bitstream`` never loads torch)::
 
     import nfcodec
     result = nfcodec.encode("in.png", "out.nfc", preset="fast")
-    image = nfcodec.decode("out.nfc")
+    image = nfcodec.decode("out.nfc").image
     info = nfcodec.probe("out.nfc")
+    nfcodec.encode("clip.mp4", "clip.nfc", preset="fast", frames="0:30")
+    for k, frame in nfcodec.decode_frames("clip.nfc", frames="10:12"): ...
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "encode": "nfcodec.api",
     "decode": "nfcodec.api",
+    "decode_frames": "nfcodec.api",
     "probe": "nfcodec.api",
     "EncodeResult": "nfcodec.results",
     "DecodeResult": "nfcodec.results",

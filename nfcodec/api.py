@@ -1,24 +1,27 @@
-"""The library API: ``encode``, ``decode``, ``probe``.
+"""The library API: ``encode``, ``decode``, ``decode_frames``, ``probe``.
 
-Sources may be paths or in-memory objects (an (H, W, 3) uint8 array to encode, ``bytes`` to
-decode or probe).  Passing ``output=`` writes the result atomically: nothing is written on
+Sources may be paths or in-memory objects (an (H, W, 3) uint8 image or (T, H, W, 3) uint8 clip
+to encode, ``bytes`` to decode or probe).  Passing ``output=`` writes the result atomically: nothing is written on
 failure, an existing file is never replaced unless ``overwrite=True``, and the input is never
 overwritten.
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Union
+from fractions import Fraction
+from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 
 from .bitstream import StreamInfo
 from .bitstream import probe as _probe
 from .config import CodecConfig, get_preset
-from .media import atomic_write, check_output_path, load_image, read_input_bytes, save_image
+from .errors import ConfigError, InputError
+from .media import (Video, atomic_write, check_output_path, is_image_path, is_video_source, load_image,
+                    parse_frame_range, parse_size, read_input_bytes, resolve_frame_range, save_image)
 from .results import DecodeResult, EncodeResult
 
-__all__ = ["encode", "decode", "probe", "EncodeResult", "DecodeResult"]
+__all__ = ["encode", "decode", "decode_frames", "probe", "EncodeResult", "DecodeResult"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -30,18 +33,27 @@ def _load_source(source: PathLike | bytes) -> tuple[bytes, tuple[PathLike, ...]]
 
 def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, preset: str = "default",
            config: CodecConfig | None = None, overwrite: bool = False, metadata: bool = True,
-           progress: Callable[[int, int, float], None] | None = None, **knobs: Any) -> EncodeResult:
-    """Compress an image into a ``.nfc`` stream.
+           progress: Callable[[int, int, float], None] | None = None, frames: str | slice | range | None = None,
+           resize: str | tuple[int, int] | None = None, fps: Fraction | int | None = None,
+           **knobs: Any) -> EncodeResult:
+    """Compress an image or a video into a ``.nfc`` stream.
 
     Args:
-        source: image path (anything Pillow reads) or an (H, W, 3) uint8 RGB array.
+        source: image path (anything Pillow reads), video path (mp4, mkv, webm, y4m, ...; see
+            :data:`nfcodec.media.VIDEO_SUFFIXES`), folder or glob of PNG frames, an (H, W, 3)
+            uint8 image array or a (T, H, W, 3) uint8 clip.
         output: where to write the ``.nfc`` file (optional; ``result.data`` always holds it).
-        preset: ``fast``, ``default`` or ``high`` (ignored when ``config`` is given).
+        preset: ``fast``, ``default`` or ``high`` (image presets for SIREN, video presets for NeRV;
+            ignored when ``config`` is given).
         config: a full :class:`~nfcodec.config.CodecConfig`.
         overwrite: allow replacing an existing ``output``.
         metadata: store the settings in an ancillary ``meTA`` chunk (~100 bytes).
         progress: callback ``(step, total, psnr_db)`` during fitting.
-        **knobs: flat overrides, e.g. ``width=96, depth=5, steps=500, bits=10, device="cuda"``.
+        frames: videos only: ``"A:B[:STEP]"`` or a slice of frames to encode.
+        resize: videos only: ``"WxH"`` or ``(W, H)`` to scale frames to before encoding.
+        fps: frame rate of a clip array (exact, e.g. ``Fraction(30000, 1001)``; default unknown).
+        **knobs: flat overrides, e.g. ``width=96, steps=500, bits=10, device="cuda"``; for videos
+            ``arch="siren"``, ``c1=16, c2=64, epochs=100, batch_frames=2, factors=(5, 2, 2)``.
 
     Returns:
         :class:`EncodeResult` with ``data``, ``psnr``, ``bpp`` and the decoder's reconstruction.
@@ -49,44 +61,140 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, pre
     Raises:
         InputError, ConfigError, OutputExistsError (before any fitting starts).
     """
-    from .encoder import encode_image
+    from .encoder import encode_image, encode_video
 
-    inputs: tuple[PathLike, ...] = ()
-    if isinstance(source, np.ndarray):
-        image = source
-    else:
-        image, inputs = load_image(source), (source,)
+    media, inputs = _load_media(source, frames, resize, fps)
     if output is not None:
         check_output_path(output, overwrite=overwrite, inputs=inputs)
-    cfg = (config if config is not None else get_preset(preset)).replace(**knobs)
-    result = encode_image(image, cfg, preset=None if config is not None else preset,
-                          metadata=metadata, progress=progress)
+    video = isinstance(media, Video)
+    cfg = _resolve_config(preset, config, video, knobs)
+    enc = encode_video if video else encode_image
+    result = enc(media, cfg, preset=None if config is not None else preset, metadata=metadata, progress=progress)
     if output is not None:
         atomic_write(output, lambda tmp: tmp.write_bytes(result.data), overwrite=overwrite, inputs=inputs)
     return result
 
 
-def decode(source: PathLike | bytes, output: PathLike | None = None, *, overwrite: bool = False) -> DecodeResult:
-    """Decode a ``.nfc`` stream (path or bytes) to an (H, W, 3) uint8 image.
+def _load_media(source: PathLike | np.ndarray, frames: Any, resize: Any,
+                fps: Fraction | int | None) -> tuple[np.ndarray | Video, tuple[PathLike, ...]]:
+    """An image array or a :class:`Video`, and the input paths to protect from overwriting."""
+    if isinstance(source, np.ndarray) and source.ndim == 4:
+        sel = parse_frame_range(frames)
+        clip = source if sel is None else source[list(resolve_frame_range(sel, source.shape[0]))]
+        if parse_size(resize) is not None:
+            raise ConfigError("resize= works on video files; resize arrays before encoding")
+        rate = Fraction(fps or 0)
+        if rate.denominator >= 2**31 or rate.numerator >= 2**31:
+            rate = rate.limit_denominator(1_000_000)   # e.g. fps=29.97 (a float) -> 2997/100
+        return Video(clip, rate), ()
+    if isinstance(source, np.ndarray):
+        if frames is not None or resize is not None:
+            raise ConfigError("frames= and resize= apply to videos only")
+        return source, ()
+    return _load_path(source, frames, resize), (source,)
+
+
+def _load_path(source: PathLike, frames: Any, resize: Any) -> np.ndarray | Video:
+    """Videos by extension, folder or glob; images by extension; anything else: Pillow, then PyAV."""
+    from .video_io import read_video
+
+    if is_video_source(source) or (not is_image_path(source) and (frames is not None or resize is not None)):
+        return read_video(source, frames=frames, resize=parse_size(resize))
+    if frames is not None or resize is not None:
+        raise ConfigError("frames= and resize= apply to videos only")
+    try:
+        return load_image(source)
+    except InputError:
+        if is_image_path(source) or not os.path.isfile(source):
+            raise
+        try:                    # an unknown extension that Pillow cannot read: try PyAV
+            return read_video(source)
+        except InputError:
+            pass
+        raise
+
+
+def _resolve_config(preset: str, config: CodecConfig | None, video: bool, knobs: dict[str, Any]) -> CodecConfig:
+    """The preset table follows the architecture: NeRV presets for videos, SIREN ones otherwise."""
+    if config is not None:
+        return config.replace(**knobs)
+    arch = knobs.get("arch") or ("nerv" if video else "siren")
+    return get_preset(preset, video=arch == "nerv").replace(**{**knobs, "arch": arch})
+
+
+def decode(source: PathLike | bytes, output: PathLike | None = None, *, overwrite: bool = False,
+           frames: str | slice | range | None = None, crf: int | None = None) -> DecodeResult:
+    """Decode a ``.nfc`` stream (path or bytes): an image, or a video (streamed to ``output``).
 
     Args:
         source: ``.nfc`` path or its bytes.
-        output: optional image path to write (PNG recommended; format from the extension).
+        output: image path (PNG recommended) for an image; for a video ``.mkv`` (FFV1),
+            ``.mp4`` (x264 RGB qp 0), ``.y4m`` or a PNG pattern like ``frames/%04d.png``.
         overwrite: allow replacing an existing ``output``.
+        frames: videos only: ``"A:B[:STEP]"`` or a slice of frames to decode.
+        crf: videos only: write a lossy x264 yuv420p delivery encode with this CRF.
+
+    Returns:
+        :class:`DecodeResult`: ``image`` for an image; for a video ``frames`` (in memory, when no
+        output is given) or ``written`` (frames streamed to ``output``).
 
     Raises:
-        BitstreamError subclasses for malformed data; InputError; OutputExistsError.
+        BitstreamError subclasses for malformed data; InputError; ConfigError; OutputExistsError.
     """
     from .decoder import decode_bytes
 
     data, inputs = _load_source(source)
-    if output is not None:
-        check_output_path(output, overwrite=overwrite, inputs=inputs)
-    decoded = decode_bytes(data)
-    result = DecodeResult(decoded.image, decoded.info)
-    if output is not None:
-        save_image(output, result.image, overwrite=overwrite, inputs=inputs)
-    return result
+    if _probe(data).header.media == 0:
+        if frames is not None or crf is not None:
+            raise ConfigError("frames= and crf= apply to videos only")
+        if output is not None:
+            check_output_path(output, overwrite=overwrite, inputs=inputs)
+        decoded = decode_bytes(data)
+        result = DecodeResult(decoded.image, decoded.info)
+        if output is not None:
+            save_image(output, result.image, overwrite=overwrite, inputs=inputs)
+        return result
+    return _decode_video(data, inputs, output, overwrite, frames, crf)
+
+
+def _decode_video(data: bytes, inputs: tuple[PathLike, ...], output: PathLike | None, overwrite: bool,
+                  frames: Any, crf: int | None) -> DecodeResult:
+    from .decoder import iter_frames, open_stream
+    from .video_io import check_video_output, write_video
+
+    info = _probe(data)
+    h = info.header
+    wanted = resolve_frame_range(parse_frame_range(frames), h.frames)
+    if output is None:
+        if crf is not None:
+            raise ConfigError("crf= needs an output file")
+        stream = open_stream(data)
+        got = np.stack([f for _, f in iter_frames(stream, wanted)])
+        return DecodeResult(None, info, frames=got, indices=tuple(wanted))
+    check_video_output(output, overwrite=overwrite, inputs=inputs, crf=crf, width=h.width, height=h.height,
+                       indices=wanted)
+    stream = open_stream(data)
+    n = write_video(output, iter_frames(stream, wanted), width=h.width, height=h.height,
+                    fps=Fraction(h.fps_num, h.fps_den), crf=crf, overwrite=overwrite, inputs=inputs)
+    return DecodeResult(None, info, indices=tuple(wanted), written=n)
+
+
+def decode_frames(source: PathLike | bytes, frames: str | slice | range | None = None
+                  ) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode video frames one at a time: yields ``(k, (H, W, 3) uint8)`` for each selected k.
+
+    Each frame is rendered from its own index only, so any subset costs only those frames and
+    frame k alone equals frame k of a full decode.  An image stream yields ``(0, image)``.
+
+    Raises:
+        BitstreamError subclasses for malformed data; ConfigError for frames outside the video.
+    """
+    from .decoder import iter_frames, open_stream
+
+    data, _ = _load_source(source)
+    stream = open_stream(data)
+    wanted = resolve_frame_range(parse_frame_range(frames), stream.header.frames)
+    return iter_frames(stream, wanted)
 
 
 def probe(source: PathLike | bytes, *, allow_truncated: bool = False) -> StreamInfo:

@@ -11,7 +11,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["ModelConfig", "QuantConfig", "FitConfig", "CodecConfig", "PRESETS", "KNOBS", "get_preset"]
+__all__ = ["ModelConfig", "QuantConfig", "FitConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "KNOBS",
+           "get_preset"]
 
 
 def _check(name: str, value: Any, lo: float, hi: float) -> None:
@@ -26,22 +27,48 @@ class ModelConfig:
     depth: int = 5         # hidden sine layers; deeper SIRENs fit detail better per parameter
     w0: float = 30.0       # sine frequency of hidden layers (SIREN paper value)
     w0_first: float = 30.0 # sine frequency of the first layer: sets the finest detail it starts with
+    # NeRV (videos; see nfcodec/models/nerv.py).  Params ~ mlp_hidden*c1*h0*w0 + sum of block convs.
+    c1: int = 16           # channels of the base feature map (the MLP output is c1 x h0 x w0)
+    c2: int = 64           # output channels of the first NeRV block, halved after each block ...
+    min_channels: int = 16 # ... but never below this
+    mlp_hidden: int = 128  # hidden units of the MLP on the positional encoding
+    pe_b: float = 1.25     # positional encoding base b (paper: 1.25)
+    pe_l: int = 80         # positional encoding levels l: 2l features (paper: 80)
+    kernel: int = 3        # conv kernel of the NeRV blocks
+    head_kernel: int = 3   # conv kernel of the RGB head
+    factors: tuple[int, ...] = ()  # NeRV upscale factors; () = derived from the frame size
 
     def __post_init__(self) -> None:
         _check("width", self.width, 1, 4096)
         _check("depth", self.depth, 1, 64)
         _check("w0", self.w0, 0.001, 10000)
         _check("w0_first", self.w0_first, 0.001, 10000)
+        for name in ("c1", "c2", "min_channels", "mlp_hidden"):
+            _check(name, getattr(self, name), 1, 4096)
+        _check("pe_b", self.pe_b, 1.0, 4.0)
+        _check("pe_l", self.pe_l, 1, 128)
+        for name in ("kernel", "head_kernel"):
+            _check(name, getattr(self, name), 1, 7)
+            if getattr(self, name) % 2 == 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be odd")
+        object.__setattr__(self, "factors", tuple(int(f) for f in self.factors))
+        if len(self.factors) > 6 or any(not 1 <= f <= 8 for f in self.factors):
+            raise ConfigError(f"factors={self.factors}: at most 6 upscale factors, each in [1, 8]")
 
 
 @dataclass(frozen=True)
 class QuantConfig:
     bits: int = 10               # per-tensor bit depth: step = max|w| / (2^(bits-1) - 1), snapped to the table
-    qat_fraction: float = 0.15   # last share of the fit trained through the quantizer (straight-through)
+    # Optional quantization-aware fine-tune appended to the fit (qat_fraction x steps more steps,
+    # straight-through rounding).  Off by default: at 10 bits plain rounding costs ~0.1 dB and
+    # the fine-tune measured no gain (docs/benchmarks.md, benchmarks/qat.py).
+    qat_fraction: float = 0.0
+    qat_lr: float = 0.001        # its Adam rate, as a fraction of each tensor's quantization step
 
     def __post_init__(self) -> None:
         _check("bits", self.bits, 2, 16)
         _check("qat_fraction", self.qat_fraction, 0.0, 1.0)
+        _check("qat_lr", self.qat_lr, 0.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -54,6 +81,8 @@ class FitConfig:
     seed: int = 0                # encoder-side randomness (init, batches): the file never depends on it
     device: str = "auto"         # auto | cpu | cuda | cuda:N
     amp: bool = True             # bf16 autocast on CUDA (ignored on CPU, where bf16 is slower)
+    epochs: int = 0              # NeRV: passes over the frames (0: use `steps`); steps = epochs * ceil(T / batch_frames)
+    batch_frames: int = 2        # NeRV: frames per step
 
     def __post_init__(self) -> None:
         _check("steps", self.steps, 1, 10_000_000)
@@ -62,6 +91,8 @@ class FitConfig:
         _check("warmup_steps", self.warmup_steps, 0, 10_000_000)
         _check("batch_pixels", self.batch_pixels, 0, 2**31)
         _check("seed", self.seed, 0, 2**63 - 1)
+        _check("epochs", self.epochs, 0, 10_000_000)
+        _check("batch_frames", self.batch_frames, 1, 4096)
 
 
 @dataclass(frozen=True)
@@ -115,8 +146,30 @@ PRESETS: dict[str, CodecConfig] = {
 }
 
 
-def get_preset(name: str) -> CodecConfig:
+# Video presets (NeRV), sized for CPU encodes of small clips (QCIF to 320x180, tens of frames) on
+# 2 cores; on a GPU use more epochs.  The model (so the file) does not grow with the clip length,
+# so longer clips get fewer bits per pixel.  Measured CPU cost: docs/video.md.
+VIDEO_PRESETS: dict[str, CodecConfig] = {
+    # Quick look: ~0.1-0.2 M weights.
+    "fast": CodecConfig(ModelConfig(arch="nerv", c1=8, c2=32, min_channels=12, mlp_hidden=64), QuantConfig(bits=8),
+                        FitConfig(epochs=60, batch_frames=2, lr=5e-3, warmup_steps=20)),
+    # The default trade-off: ~0.3-0.6 M weights.
+    "default": CodecConfig(ModelConfig(arch="nerv", c1=16, c2=64, min_channels=16, mlp_hidden=96), QuantConfig(bits=8),
+                           FitConfig(epochs=150, batch_frames=2, lr=5e-3, warmup_steps=30)),
+    # More channels and epochs (use a GPU).
+    "high": CodecConfig(ModelConfig(arch="nerv", c1=32, c2=96, min_channels=24, mlp_hidden=128), QuantConfig(bits=8),
+                        FitConfig(epochs=300, batch_frames=2, lr=5e-3, warmup_steps=50)),
+}
+
+
+def get_preset(name: str, *, video: bool = False) -> CodecConfig:
+    """Return the image preset ``name`` (or the video preset with ``video=True``).
+
+    Raises:
+        ConfigError: unknown preset name.
+    """
+    table = VIDEO_PRESETS if video else PRESETS
     try:
-        return PRESETS[name]
+        return table[name]
     except KeyError:
-        raise ConfigError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None
+        raise ConfigError(f"unknown preset {name!r} (choose from {', '.join(table)})") from None

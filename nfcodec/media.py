@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +24,11 @@ import numpy as np
 from .bitstream.headers import MAX_FRAME_PIXELS
 from .errors import InputError, NFCodecError, OutputExistsError
 
-__all__ = ["load_image", "save_image", "atomic_write", "read_input_bytes", "check_output_path"]
+__all__ = ["load_image", "save_image", "atomic_write", "read_input_bytes", "check_output_path", "Video",
+           "VIDEO_SUFFIXES", "IMAGE_SUFFIXES", "is_image_path", "is_video_source", "parse_frame_range", "resolve_frame_range", "parse_size"]
+
+#: Extensions read as videos through PyAV (anything else is tried as an image first).
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".y4m", ".mov", ".avi", ".m4v", ".ts", ".mpg", ".mpeg", ".nut", ".ivf"}
 
 # Pillow modes we expand to RGB without losing information.
 _TO_RGB = {"1", "L", "P", "RGB", "CMYK", "YCbCr", "LAB", "HSV"}
@@ -141,3 +147,107 @@ def save_image(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = 
     opts = {"WEBP": {"lossless": True}, "JPEG": {"quality": 95}}.get(fmt, {})
     im = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB")
     return atomic_write(path, lambda tmp: im.save(tmp, format=fmt, **opts), overwrite=overwrite, inputs=inputs)
+
+
+# --------------------------------------------------------------------------- videos (no PyAV here)
+
+
+@dataclass(frozen=True)
+class Video:
+    """A clip held as 8-bit RGB: ``frames`` is (T, H, W, 3) uint8; ``fps`` 0 means unknown."""
+
+    frames: np.ndarray
+    fps: Fraction = Fraction(0)
+    source: str = "array"
+
+    def __post_init__(self) -> None:
+        f = self.frames
+        if not (isinstance(f, np.ndarray) and f.dtype == np.uint8 and f.ndim == 4 and f.shape[3] == 3):
+            raise InputError("a video must be a (T, H, W, 3) uint8 RGB array")
+        if f.shape[0] == 0:
+            raise InputError(f"{self.source} has no frames")
+        if min(f.shape[1:3]) < 1:
+            raise InputError(f"{self.source}: frames have no pixels: shape {f.shape}")
+        if f.shape[1] * f.shape[2] > MAX_FRAME_PIXELS:
+            raise InputError(f"{self.source}: {f.shape[2]}x{f.shape[1]} frames exceed the {MAX_FRAME_PIXELS}-pixel limit")
+        if self.fps < 0:
+            raise InputError(f"{self.source}: negative frame rate {self.fps}")
+
+
+#: Extensions always read as still images (Pillow).
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".pbm", ".pnm", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    """A path with a still-image extension (``IMAGE_SUFFIXES``)."""
+    return Path(str(path)).suffix.lower() in IMAGE_SUFFIXES
+
+
+def is_video_source(path: str | os.PathLike) -> bool:
+    """A directory, a glob pattern or a path with a video extension (``VIDEO_SUFFIXES``)."""
+    text = str(path)
+    return Path(text).is_dir() or any(ch in text for ch in "*?[") or Path(text).suffix.lower() in VIDEO_SUFFIXES
+
+
+def parse_frame_range(spec: str | slice | range | None) -> slice | None:
+    """Parse ``"A:B[:STEP]"`` (Python slice syntax, A and B optional, no negatives) into a slice.
+
+    Raises:
+        ConfigError: malformed text, a negative number or a step below 1.
+    """
+    from .errors import ConfigError
+
+    if spec is None or isinstance(spec, slice):
+        return spec
+    if isinstance(spec, range):
+        return slice(spec.start, spec.stop, spec.step)
+    parts = str(spec).split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        nums = [int(p) if p.strip() else None for p in parts]
+    except ValueError:
+        raise ConfigError(f"--frames {spec!r}: expected A:B or A:B:STEP (e.g. 0:60 or 0:60:2)") from None
+    if any(n is not None and n < 0 for n in nums) or (len(nums) == 3 and nums[2] is not None and nums[2] < 1):
+        raise ConfigError(f"--frames {spec}: frame numbers must be >= 0 and STEP >= 1")
+    return slice(*nums)
+
+
+def _slice_text(sl: slice) -> str:
+    text = f"{'' if sl.start is None else sl.start}:{'' if sl.stop is None else sl.stop}"
+    return text + (f":{sl.step}" if sl.step not in (None, 1) else "")
+
+
+def resolve_frame_range(sl: slice | None, total: int) -> range:
+    """The frame indices a slice selects from ``total`` frames.
+
+    Raises:
+        ConfigError: the range starts at or ends past the end of the video, or is empty.
+    """
+    from .errors import ConfigError
+
+    if sl is None:
+        return range(total)
+    start, stop, step = sl.start or 0, total if sl.stop is None else sl.stop, sl.step or 1
+    if start >= total or stop > total or start >= stop:
+        raise ConfigError(f"--frames {_slice_text(sl)} outside the video's {total} frames")
+    return range(start, stop, step)
+
+
+def parse_size(spec: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """Parse ``"WxH"`` (or a (W, H) tuple) into ``(width, height)``.
+
+    Raises:
+        ConfigError: malformed text or a side outside [1, 65535].
+    """
+    from .errors import ConfigError
+
+    if spec is None:
+        return None
+    try:
+        w, h = (int(v) for v in spec.lower().split("x")) if isinstance(spec, str) else (int(spec[0]), int(spec[1]))
+    except ValueError:
+        raise ConfigError(f"--resize {spec!r}: expected WIDTHxHEIGHT, e.g. 320x180") from None
+    if not (1 <= w <= 65535 and 1 <= h <= 65535):
+        raise ConfigError(f"--resize {spec}: width and height must be in [1, 65535]")
+    return w, h

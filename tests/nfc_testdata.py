@@ -15,3 +15,29 @@ FAST = CodecConfig(
     QuantConfig(bits=10),
     FitConfig(steps=300, batch_pixels=0, warmup_steps=10, lr=3e-3, seed=0),
 )
+
+CARPHONE = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "carphone_pristine.mp4"
+if not CARPHONE.exists():  # the shared data folder next to the repository (CI and dev machines)
+    CARPHONE = Path("/work/shared/data/video/carphone_pristine.mp4")
+
+# A tiny NeRV (3 blocks, ~10k weights) for 32x24 clips: about a second per encode on CPU.
+TINY_NERV = CodecConfig(
+    ModelConfig(arch="nerv", c1=8, c2=16, min_channels=8, mlp_hidden=32, pe_l=16),
+    QuantConfig(bits=8),
+    FitConfig(epochs=100, batch_frames=2, lr=5e-3, warmup_steps=10, seed=0),
+)
+
+
+def moving_clip(frames: int = 6, height: int = 24, width: int = 32):
+    """A smooth synthetic clip: colour gradients and a bright disc moving right by 2 px per frame."""
+    import numpy as np
+
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for t in range(frames):
+        disc = ((xx - 6 - 2 * t) ** 2 + (yy - height / 2) ** 2) < (height / 5) ** 2
+        r = 40 + 150 * xx / width + 60 * disc
+        g = 60 + 120 * yy / height + 3 * t
+        b = 200 - 120 * (xx + yy) / (width + height) + 50 * disc
+        out[t] = np.clip(np.stack([r, g, b], -1), 0, 255).round().astype(np.uint8)
+    return out

@@ -21,3 +21,18 @@ def test_probe_and_info_need_no_torch():
     out = _run(f"import sys, nfcodec, nfcodec.api, nfcodec.cli.main; nfcodec.probe({str(GOLDEN)!r}); "
                "print('torch' in sys.modules)")
     assert out.strip() == "False"
+
+
+GOLDEN_VIDEO = ROOT / "tests" / "golden" / "tiny-video-v1.0.nfc"
+
+
+def test_video_decoding_does_not_import_training_code():
+    out = _run(f"import sys, nfcodec; list(nfcodec.decode_frames({str(GOLDEN_VIDEO)!r})); "
+               "print([m in sys.modules for m in ('nfcodec.fit', 'nfcodec.encoder', 'nfcodec.samplers', 'av')])")
+    assert out.strip() == "[False, False, False, False]"
+
+
+def test_video_probe_needs_no_torch_or_pyav():
+    out = _run(f"import sys, nfcodec, nfcodec.cli.main; nfcodec.probe({str(GOLDEN_VIDEO)!r}); "
+               "print('torch' in sys.modules, 'av' in sys.modules)")
+    assert out.strip() == "False False"

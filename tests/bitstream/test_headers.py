@@ -152,8 +152,8 @@ def test_prior_digest_must_be_32_bytes():
 
 
 def test_unknown_arch_id_names_nhdr_arch():
-    with pytest.raises(FieldRangeError, match=r"NHDR\.arch=1 has no ARCH record"):
-        unpack_arch(1, SIREN.pack())
+    with pytest.raises(FieldRangeError, match=r"NHDR\.arch=7 has no ARCH record"):
+        unpack_arch(7, SIREN.pack())
     with pytest.raises(FormatError, match="ARCH: 12 bytes, expected 13"):
         unpack_arch(0, SIREN.pack()[:-1])
 
