@@ -102,6 +102,16 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def coding_table(rows: list[dict]) -> str:
+    """Mean bits per weight: ours (best model per tensor) vs single models, zlib and float16."""
+    cols = [("bits_per_weight", "nfcodec (best model per tensor)"), ("histogram_only_bits_per_weight", "histogram only"),
+            ("laplace_only_bits_per_weight", "laplace only"), ("zlib_bits_per_weight", "zlib -9 of the same int16 symbols"),
+            ("fp16_bits_per_weight", "raw float16")]
+    out = ["| coding of the quantized weights | mean bits per weight |", "|---|---|"]
+    out += [f"| {name} | {np.mean([r[c] for r in rows]):.3f} |" for c, name in cols]
+    return "\n".join(out)
+
+
 def cpu_name() -> str:
     try:
         return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
@@ -116,6 +126,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", type=Path, default=Path("bench-out/kodak.jsonl"))
     ap.add_argument("--limit", type=int, default=0, help="only the first N images")
+    ap.add_argument("--report", action="store_true", help="only print the tables from --out (no encoding)")
     args = ap.parse_args()
     images = sorted(args.folder.glob("*.png"))[: args.limit or None]
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +136,7 @@ def main() -> None:
     print(f"# machine: {cpu_name()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}, nfcodec {nfcodec.__version__}", file=sys.stderr)
     for path in images:
-        if path.name in done:
+        if path.name in done or args.report:
             continue
         row = run_one(path, args.preset, args.device)
         done[path.name] = row
@@ -134,7 +145,10 @@ def main() -> None:
         print(f"{path.name}: {row['bpp']:.4f} bpp {row['psnr']:.2f} dB (reported {row['reported_psnr']:.2f}), "
               f"enc {row['encode_s']:.1f} s, dec {row['decode_s']:.2f} s; JPEG {row['jpeg_bpp']:.3f} bpp "
               f"{row['jpeg_psnr']:.2f} dB", file=sys.stderr, flush=True)
-    print(table([done[p.name] for p in images if p.name in done]))
+    rows = [done[p.name] for p in images if p.name in done]
+    print(table(rows))
+    print()
+    print(coding_table(rows))
 
 
 if __name__ == "__main__":

@@ -89,6 +89,8 @@ def _factors(ctx: Any, param: Any, value: str | None) -> tuple[int, ...] | None:
 @click.option("--steps", type=click.IntRange(1), help="Optimisation steps (NeRV presets count --epochs instead).")
 @click.option("--epochs", type=click.IntRange(0), help="Passes over the frames / pixels (0: use --steps).")
 @click.option("--bits", type=click.IntRange(2, 16), help="Quantization bit depth per tensor.")
+@click.option("--qat-fraction", type=click.FloatRange(0.0, 1.0),
+              help="Append this share of steps of quantization-aware fine-tuning (default 0: plain rounding).")
 @click.option("--lr", type=click.FloatRange(1e-7, 1.0), help="Peak learning rate.")
 @click.option("--w0", type=click.FloatRange(0.001, 10000), help="SIREN frequency factor (hidden layers).")
 @click.option("--batch-pixels", type=click.IntRange(0), help="SIREN: pixels per step (0 = all).")

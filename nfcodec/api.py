@@ -25,6 +25,7 @@ __all__ = ["encode", "decode", "decode_frames", "probe", "EncodeResult", "Decode
 
 PathLike = Union[str, os.PathLike]
 
+
 def _load_source(source: PathLike | bytes) -> tuple[bytes, tuple[PathLike, ...]]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), ()

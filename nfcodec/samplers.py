@@ -23,7 +23,25 @@ from .render import axis_coords, frame_targets
 __all__ = ["PixelSampler", "VideoPixelSampler", "FrameSampler"]
 
 
-class PixelSampler:
+class _Sampler:
+    """What every sampler shares: ``n`` items drawn ``batch`` at a time onto ``device``."""
+
+    n: int
+    batch: int
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.n / self.batch)
+
+    def to(self, device: torch.device) -> None:
+        self.device = device
+
+    def output(self, pred: torch.Tensor) -> torch.Tensor:
+        return pred
+
+
+class PixelSampler(_Sampler):
     """Coordinates and targets held whole (images); ``batch`` 0 means the full image."""
 
     def __init__(self, coords: torch.Tensor, target: torch.Tensor, batch: int) -> None:
@@ -33,12 +51,8 @@ class PixelSampler:
         self.perm: torch.Tensor | None = None
         self.pos = self.n
 
-    @property
-    def steps_per_epoch(self) -> int:
-        return math.ceil(self.n / self.batch)
-
     def to(self, device: torch.device) -> None:
-        self.device = device
+        super().to(device)
         self.coords, self.target = self.coords.to(device), self.target.to(device)
 
     def next(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,11 +64,8 @@ class PixelSampler:
         self.pos += self.batch
         return self.coords[idx], self.target[idx]
 
-    def output(self, pred: torch.Tensor) -> torch.Tensor:
-        return pred
 
-
-class VideoPixelSampler:
+class VideoPixelSampler(_Sampler):
     """Random (t, row, col) pixels of a (T, H, W, 3) uint8 clip; ``batch`` 0 means every pixel."""
 
     def __init__(self, frames: np.ndarray, batch: int) -> None:
@@ -62,14 +73,6 @@ class VideoPixelSampler:
         self.shape = frames.shape[:3]
         self.n = self.frames.shape[0]
         self.batch = self.n if batch == 0 else min(batch, self.n)
-        self.device = torch.device("cpu")
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return math.ceil(self.n / self.batch)
-
-    def to(self, device: torch.device) -> None:
-        self.device = device
 
     def next(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         t_n, h, w = self.shape
@@ -82,11 +85,8 @@ class VideoPixelSampler:
         target = self.frames[idx].float() / 127.5 - 1.0
         return coords.to(self.device), target.to(self.device)
 
-    def output(self, pred: torch.Tensor) -> torch.Tensor:
-        return pred
 
-
-class FrameSampler:
+class FrameSampler(_Sampler):
     """Whole frames for NeRV: inputs are normalised positions ``k / T``, targets (B, 3, H, W)."""
 
     def __init__(self, frames: np.ndarray, batch_frames: int) -> None:
@@ -95,14 +95,6 @@ class FrameSampler:
         self.batch = min(batch_frames, self.n)
         self.perm: torch.Tensor | None = None
         self.pos = self.n
-        self.device = torch.device("cpu")
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return math.ceil(self.n / self.batch)
-
-    def to(self, device: torch.device) -> None:
-        self.device = device
 
     def next(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         if self.pos >= self.n:
