@@ -17,7 +17,7 @@ from .bitstream import StreamInfo
 from .bitstream import probe as _probe
 from .config import CodecConfig, get_preset
 from .errors import ConfigError, InputError
-from .media import (Video, atomic_write, check_output_path, is_image_path, is_video_source, load_image,
+from .media import (Video, check_output_path, is_image_path, is_video_source, load_image,
                     parse_frame_range, parse_size, read_input_bytes, resolve_frame_range, save_image)
 from .results import DecodeResult, EncodeResult
 
@@ -72,7 +72,7 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, pre
     enc = encode_video if video else encode_image
     result = enc(media, cfg, preset=None if config is not None else preset, metadata=metadata, progress=progress)
     if output is not None:
-        atomic_write(output, lambda tmp: tmp.write_bytes(result.data), overwrite=overwrite, inputs=inputs)
+        result.save(output, overwrite=overwrite, inputs=inputs)
     return result
 
 

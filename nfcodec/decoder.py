@@ -18,7 +18,7 @@ from .bitstream import Container, FormatError, StreamHeader, StreamInfo, probe, 
 from .models import ARCHS, ArchSpec
 from .variants import LAYOUTS, REPRESENTATIONS
 
-__all__ = ["DecodedImage", "DecodedStream", "decode_bytes", "build_model", "open_stream", "iter_frames"]
+__all__ = ["DecodedImage", "DecodedStream", "decode_bytes", "open_stream", "iter_frames"]
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,6 @@ def _load(container: Container) -> tuple[StreamHeader, Any, ArchSpec, torch.nn.M
     LAYOUTS.by_id(header.layout)  # single is the only layout so far; unknown ids are refused here
     arch.check(record, header)
     return header, record, arch, rep.materialize(arch.build(record), container.chunks).eval()
-
-
-def build_model(container: Container):
-    """Rebuild the fitted network from a container's chunks (CPU, float32, eval mode)."""
-    header, _, _, model = _load(container)
-    return header, model
 
 
 def open_stream(data: bytes) -> DecodedStream:

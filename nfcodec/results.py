@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Optional, Union
 
@@ -41,7 +41,6 @@ class EncodeResult:
     config: CodecConfig
     fit: FitResult
     seconds: float                # wall-clock of the whole encode (fit, coding, closed-loop decode)
-    extra: dict[str, Any] = field(default_factory=dict)
     frame_psnr: tuple[float, ...] = ()   # video: PSNR of each frame (dB)
 
     @property
@@ -62,11 +61,11 @@ class EncodeResult:
         """Exact frame rate from the header (0 when unknown or for an image)."""
         return Fraction(self.info.header.fps_num, self.info.header.fps_den)
 
-    def save(self, path: PathLike, *, overwrite: bool = False) -> None:
-        """Write the ``.nfc`` file atomically (refuses to replace an existing file by default)."""
+    def save(self, path: PathLike, *, overwrite: bool = False, inputs: tuple[PathLike, ...] = ()) -> None:
+        """Write the ``.nfc`` file atomically (refuses to replace an existing file or any of ``inputs``)."""
         from .media import atomic_write
 
-        atomic_write(path, lambda tmp: tmp.write_bytes(self.data), overwrite=overwrite)
+        atomic_write(path, lambda tmp: tmp.write_bytes(self.data), overwrite=overwrite, inputs=inputs)
 
     def summary(self) -> str:
         h = self.info.header

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, Sequence
 
-import numpy as np
 import torch
 
 from . import quant
