@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["ModelConfig", "QuantConfig", "FitConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "KNOBS",
+__all__ = ["ModelConfig", "QuantConfig", "FitConfig", "PruneConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "KNOBS",
            "get_preset"]
 
 
@@ -64,9 +64,12 @@ class QuantConfig:
     # the fine-tune measured no gain (docs/benchmarks.md, benchmarks/qat.py).
     qat_fraction: float = 0.0
     qat_lr: float = 0.001        # its Adam rate, as a fraction of each tensor's quantization step
+    qat_mode: str = "ste"        # ste (straight-through rounding) | noise (additive uniform noise of one step)
 
     def __post_init__(self) -> None:
         _check("bits", self.bits, 2, 16)
+        if self.qat_mode not in ("ste", "noise"):
+            raise ConfigError(f"qat_mode={self.qat_mode!r} must be 'ste' or 'noise'")
         _check("qat_fraction", self.qat_fraction, 0.0, 1.0)
         _check("qat_lr", self.qat_lr, 0.0, 100.0)
 
@@ -96,10 +99,33 @@ class FitConfig:
 
 
 @dataclass(frozen=True)
+class PruneConfig:
+    """Magnitude pruning (``representation="pruned"``; encoder only, see :mod:`nfcodec.prune`).
+
+    After the float fit, ``prune_rounds`` rounds each remove more of the smallest weights
+    (geometric schedule up to ``sparsity``) and fine-tune the survivors for
+    ``prune_fraction x steps / prune_rounds`` steps with the pruned weights held at zero.
+    """
+
+    sparsity: float = 0.0        # share of prunable weights removed (0 = none)
+    prune_scope: str = "global"  # global (one threshold over all weight matrices) | layer (same share per layer)
+    prune_rounds: int = 3        # iterative prune-then-fine-tune rounds
+    prune_fraction: float = 0.3  # fine-tune steps over all rounds, as a share of the fit's steps
+
+    def __post_init__(self) -> None:
+        _check("sparsity", self.sparsity, 0.0, 0.999)
+        if self.prune_scope not in ("global", "layer"):
+            raise ConfigError(f"prune_scope={self.prune_scope!r} must be 'global' or 'layer'")
+        _check("prune_rounds", self.prune_rounds, 1, 100)
+        _check("prune_fraction", self.prune_fraction, 0.0, 10.0)
+
+
+@dataclass(frozen=True)
 class CodecConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
     fit: FitConfig = field(default_factory=FitConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
     representation: str = "dense"
     layout: str = "single"
 
@@ -108,7 +134,7 @@ class CodecConfig:
 
         ``None`` values are ignored so CLI options that were not given can be passed through.
         """
-        parts: dict[str, dict[str, Any]] = {"model": {}, "quant": {}, "fit": {}, "": {}}
+        parts: dict[str, dict[str, Any]] = {"model": {}, "quant": {}, "fit": {}, "prune": {}, "": {}}
         for name, value in knobs.items():
             if value is None:
                 continue
@@ -120,6 +146,7 @@ class CodecConfig:
             model=dataclasses.replace(self.model, **parts["model"]),
             quant=dataclasses.replace(self.quant, **parts["quant"]),
             fit=dataclasses.replace(self.fit, **parts["fit"]),
+            prune=dataclasses.replace(self.prune, **parts["prune"]),
             **parts[""],
         )
 
@@ -131,6 +158,7 @@ KNOBS: dict[str, str] = {
     **{f.name: "model" for f in dataclasses.fields(ModelConfig)},
     **{f.name: "quant" for f in dataclasses.fields(QuantConfig)},
     **{f.name: "fit" for f in dataclasses.fields(FitConfig)},
+    **{f.name: "prune" for f in dataclasses.fields(PruneConfig)},
     "representation": "",
     "layout": "",
 }

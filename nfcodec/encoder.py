@@ -119,7 +119,7 @@ def _fit_and_code(frames: np.ndarray, media: int, fps: Fraction, config: CodecCo
     sampler = arch.sampler(record, frames, config.fit, header)
     result = fit_sampler(model, sampler, config.fit, config.quant, progress=progress)
 
-    chunks = [Chunk(b"NHDR", header.pack()), Chunk(b"ARCH", record.pack()), *rep.export(model, result.steps)]
+    chunks = [Chunk(b"NHDR", header.pack()), Chunk(b"ARCH", record.pack()), *rep.export(model, result.steps, result.masks)]
     if metadata:
         chunks.append(_meta_chunk(config, preset, media == 1))
     return write_container([*chunks, Chunk(b"NEND", b"")]), result

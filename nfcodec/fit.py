@@ -131,7 +131,7 @@ def fit_sampler(model: torch.nn.Module, sampler: Sampler, fit_cfg: FitConfig, qu
             if steps_idx is None:
                 pred = model(x)
             else:
-                fq = {nm: fake_quant(p, s) for nm, p, s in zip(names, params, step_vals)}
+                fq = {nm: fake_quant(p, s, quant_cfg.qat_mode) for nm, p, s in zip(names, params, step_vals)}
                 pred = functional_call(model, fq, (x,))
         loss = torch.mean((sampler.output(pred).float() - y) ** 2)
         opt.zero_grad(set_to_none=True)

@@ -19,8 +19,15 @@ import torch
 __all__ = ["fake_quant", "qat_optimizer", "qat_lr_factor"]
 
 
-def fake_quant(p: torch.Tensor, step: float) -> torch.Tensor:
-    """Round to the step in the forward pass, identity gradient (straight-through)."""
+def fake_quant(p: torch.Tensor, step: float, mode: str = "ste") -> torch.Tensor:
+    """What the forward pass sees of a weight during quantization-aware training.
+
+    ``ste``: rounded to the step, identity gradient (straight-through).  ``noise``: the weight
+    plus uniform noise in ``[-step/2, step/2)`` (the additive-noise proxy of rounding used by
+    learned compression; the gradient is exact).
+    """
+    if mode == "noise":
+        return p + (torch.rand_like(p) - 0.5) * step
     return p + (torch.round(p / step) * step - p).detach()
 
 

@@ -22,6 +22,8 @@ class FitResult:
     seconds: float
     train_psnr: float          # running PSNR on the training batches at the end (dB, on [0, 255] scale)
     device: str
+    # pruned fits: per-parameter keep masks (bool, flattened; None = tensor not pruned), else ()
+    masks: tuple[Optional[np.ndarray], ...] = ()
 
 
 @dataclass(frozen=True)

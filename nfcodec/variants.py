@@ -14,8 +14,9 @@ The decoder side (``materialize``) is pure: no training code, no randomness.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, Sequence
+from typing import ClassVar, Optional, Protocol, Sequence
 
+import numpy as np
 import torch
 
 from . import quant
@@ -29,7 +30,8 @@ class Representation(Protocol):
     name: ClassVar[str]
     wire_id: ClassVar[int]
 
-    def export(self, model: torch.nn.Module, steps: Sequence[int]) -> list[Chunk]: ...
+    def export(self, model: torch.nn.Module, steps: Sequence[int],
+               masks: Sequence[Optional[np.ndarray]] = ()) -> list[Chunk]: ...
 
     def materialize(self, model: torch.nn.Module, chunks: Sequence[Chunk]) -> torch.nn.Module: ...
 
@@ -81,7 +83,10 @@ class DenseRepresentation:
     name: ClassVar[str] = "dense"
     wire_id: ClassVar[int] = 0
 
-    def export(self, model: torch.nn.Module, steps: Sequence[int]) -> list[Chunk]:
+    def export(self, model: torch.nn.Module, steps: Sequence[int],
+               masks: Sequence[Optional[np.ndarray]] = ()) -> list[Chunk]:
+        if any(m is not None for m in masks):
+            raise ValueError("the dense representation stores no masks; use representation='pruned'")
         return [Chunk(b"TDAT", encode_tensors(quantized_tensors(model, steps)))]
 
     def materialize(self, model: torch.nn.Module, chunks: Sequence[Chunk]) -> torch.nn.Module:
