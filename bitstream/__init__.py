@@ -6,6 +6,7 @@ Layers, bottom up:
 * :mod:`.chunktypes` -- registry of chunk types (critical / once / description).
 * :mod:`.fields` and :mod:`.headers` -- schema-driven fixed-width records (NHDR, ARCH ...).
 * :mod:`.entropy` -- constriction coding of quantized integer tensors (TDAT / SCAL).
+* :mod:`.masks` -- coding of binary keep masks (MASK), each with its smallest coder.
 * :mod:`.probe` -- a file's description from NHDR + ARCH, without decoding.
 
 This package MUST NOT import torch (``tests/bitstream/test_no_torch.py`` checks it).
@@ -79,6 +80,7 @@ from .headers import (
     register_arch_record,
     unpack_arch,
 )
+from .masks import MASK_CODERS, CodedMask, MaskCoder, decode_masks, encode_masks, mask_report
 from .probe import ChunkInfo, StreamInfo, probe
 
 __all__ = [
@@ -100,6 +102,8 @@ __all__ = [
     # entropy
     "MAX_ALPHABET", "CodedTensor", "EntropyModel", "ENTROPY_MODELS", "laplace_counts",
     "encode_tensors", "decode_tensors", "tensor_report",
+    # masks
+    "MASK_CODERS", "CodedMask", "MaskCoder", "encode_masks", "decode_masks", "mask_report",
     # probe
     "ChunkInfo", "StreamInfo", "probe",
 ]

@@ -65,7 +65,7 @@ _TYPES = (
     ChunkType(b"ARCH", True, "architecture record, selected by NHDR.arch"),
     ChunkType(b"SEGM", False, "starts a segment (SegmentHeader): whole stream, width chunk or frame group"),
     ChunkType(b"TDAT", False, "entropy-coded quantized tensors of the current segment"),
-    ChunkType(b"MASK", False, "entropy-coded binary masks (pruned / nested supermasks)"),
+    ChunkType(b"MASK", False, "entropy-coded binary keep masks (pruned representation; nested supermasks later)"),
     ChunkType(b"SEED", False, "SeedRecord: generator id and seed of frozen random weights"),
     ChunkType(b"SCAL", False, "supermask scales, as quantized tensors (TDAT format)"),
     ChunkType(b"PRIR", True, "PriorRef: SHA-256 of a shared meta-learned prior the weights are coded against"),

@@ -61,6 +61,8 @@ def _progress_bar(quiet: bool):
         if not bars:
             bars.append(tqdm(total=total, desc="fitting", unit="step", file=sys.stderr, leave=False,
                              dynamic_ncols=True, mininterval=0.25, disable=None))
+        if total != bars[0].total:          # rate control: each new fit extends the bar
+            bars[0].total = total
         bars[0].update(step - bars[0].n)
         bars[0].set_postfix_str(f"PSNR {psnr:.2f} dB", refresh=False)
 
@@ -88,7 +90,23 @@ def _factors(ctx: Any, param: Any, value: str | None) -> tuple[int, ...] | None:
 @click.option("--depth", type=click.IntRange(1, 64), help="SIREN hidden sine layers.")
 @click.option("--steps", type=click.IntRange(1), help="Optimisation steps (NeRV presets count --epochs instead).")
 @click.option("--epochs", type=click.IntRange(0), help="Passes over the frames / pixels (0: use --steps).")
-@click.option("--bits", type=click.IntRange(2, 16), help="Quantization bit depth per tensor.")
+@click.option("--bpp", type=click.FloatRange(min=0, min_open=True),
+              help="Rate control: a file of at most this many bits per pixel (and at least 95% of it).")
+@click.option("--psnr", type=click.FloatRange(0, 100, min_open=True, max_open=True),
+              help="Rate control: the smallest file found that decodes to at least this PSNR (dB).")
+@click.option("--representation", type=click.Choice(["dense", "pruned"]),
+              help="dense: every weight coded; pruned: magnitude-pruned weights plus coded masks.")
+@click.option("--sparsity", type=click.FloatRange(0.0, 0.999),
+              help="Pruned: share of weights removed (rate control default: 0.2).")
+@click.option("--prune-scope", type=click.Choice(["global", "layer"]),
+              help="Pruned: one magnitude threshold for all layers (global) or the same share per layer.")
+@click.option("--bits", type=click.IntRange(2, 16), help="Quantization bit depth per tensor (start of the RD search).")
+@click.option("--rd-search/--no-rd-search", default=None,
+              help="Search per-tensor quantization steps for rate + lambda x distortion (default: on).")
+@click.option("--rd-lambda", type=click.FloatRange(0.0, 1e6),
+              help="RD search trade-off in bpp per unit of 8-bit MSE (0: automatic, 1%% rate = 1%% MSE).")
+@click.option("--qat-mode", type=click.Choice(["ste", "noise"]),
+              help="Quantization-aware fine-tune: straight-through rounding or additive uniform noise.")
 @click.option("--qat-fraction", type=click.FloatRange(0.0, 1.0),
               help="Append this share of steps of quantization-aware fine-tuning (default 0: plain rounding).")
 @click.option("--lr", type=click.FloatRange(1e-7, 1.0), help="Peak learning rate.")
@@ -130,9 +148,13 @@ def encode(input: str, output: str, preset: str, frames: str | None, resize: str
                                "mean_frame_psnr": r.mean_frame_psnr, "frames": h.frames,
                                "fps": f"{h.fps_num}/{h.fps_den}", "width": h.width, "height": h.height,
                                "seconds": r.seconds, "fit_seconds": r.fit.seconds, "device": r.fit.device,
-                               "config": r.config.to_dict()}))
+                               "rate_control": r.rate_control, "config": r.config.to_dict()}))
     elif not quiet:
         click.echo(f"{output}: {r.summary()}")
+        if r.rate_control:
+            rc = r.rate_control
+            chosen = ", ".join(f"{k}={v}" for k, v in rc.items() if k not in ("mode", "target", "bpp"))
+            click.echo(f"rate control ({rc['mode']} {rc['target']}): {chosen}")
 
 
 @cli.command()
@@ -199,3 +221,6 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
 
 def main() -> None:
     cli(prog_name="nfc")
+
+
+from . import eval_cmd  # noqa: E402,F401  (registers `nfc eval`; kept last: it needs `cli` and `_fail_cleanly`)

@@ -12,6 +12,7 @@ Public API (imported lazily so that ``import nfcodec.bitstream`` never loads tor
     info = nfcodec.probe("out.nfc")
     nfcodec.encode("clip.mp4", "clip.nfc", preset="fast", frames="0:30")
     for k, frame in nfcodec.decode_frames("clip.nfc", frames="10:12"): ...
+    rows = nfcodec.evaluate.run_eval(["a.png"], ["jpeg", "nfc"], settings={"nfc": ["preset=fast"]})
 """
 from __future__ import annotations
 
@@ -46,9 +47,17 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["__version__"]
 
 
+# Submodules reachable as attributes without an explicit import (``nfcodec.evaluate.run_eval``).
+_LAZY_MODULES = ("evaluate", "bdrate", "baselines", "metrics")
+
+
 def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return importlib.import_module(f"nfcodec.{name}")
     raise AttributeError(f"module 'nfcodec' has no attribute {name!r}")

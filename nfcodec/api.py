@@ -36,7 +36,7 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, pre
            config: CodecConfig | None = None, overwrite: bool = False, metadata: bool = True,
            progress: Callable[[int, int, float], None] | None = None, frames: str | slice | range | None = None,
            resize: str | tuple[int, int] | None = None, fps: Fraction | int | None = None,
-           **knobs: Any) -> EncodeResult:
+           bpp: float | None = None, psnr: float | None = None, **knobs: Any) -> EncodeResult:
     """Compress an image or a video into a ``.nfc`` stream.
 
     Args:
@@ -53,6 +53,11 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, pre
         frames: videos only: ``"A:B[:STEP]"`` or a slice of frames to encode.
         resize: videos only: ``"WxH"`` or ``(W, H)`` to scale frames to before encoding.
         fps: frame rate of a clip array (exact, e.g. ``Fraction(30000, 1001)``; default unknown).
+        bpp: rate control: a file of at most ``bpp`` bits per pixel and at least 95% of it; the
+            model size, sparsity (pruned) and quantization steps are chosen (see
+            :mod:`nfcodec.ratecontrol`).  ``result.rate_control`` holds the chosen settings.
+        psnr: rate control: the smallest file found whose decoded PSNR is at least ``psnr`` dB
+            (several fits).  Exclusive with ``bpp``.
         **knobs: flat overrides, e.g. ``width=96, steps=500, bits=10, device="cuda"``; for videos
             ``arch="siren"``, ``c1=16, c2=64, epochs=100, batch_frames=2, factors=(5, 2, 2)``.
 
@@ -64,13 +69,32 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, pre
     """
     from .encoder import encode_image, encode_video
 
+    if bpp is not None and psnr is not None:
+        raise ConfigError("give a target bpp or a target psnr, not both")
+    for name, value in (("bpp", bpp), ("psnr", psnr)):
+        if value is not None and not (isinstance(value, (int, float)) and 0 < value < 1e6 and value == value):
+            raise ConfigError(f"{name}={value!r} must be a positive number")
     media, inputs = _load_media(source, frames, resize, fps)
     if output is not None:
         check_output_path(output, overwrite=overwrite, inputs=inputs)
     video = isinstance(media, Video)
     cfg = _resolve_config(preset, config, video, knobs)
-    enc = encode_video if video else encode_image
-    result = enc(media, cfg, preset=None if config is not None else preset, metadata=metadata, progress=progress)
+    name = None if config is not None else preset
+    if bpp is not None or psnr is not None:
+        from .encoder import check_image
+        from .ratecontrol import encode_to_bpp, encode_to_psnr
+
+        if video:
+            arr, media_id, rate = media.frames, 1, media.fps
+        else:
+            check_image(media)
+            arr, media_id, rate = media[None], 0, Fraction(0)
+        run = encode_to_bpp if bpp is not None else encode_to_psnr
+        result = run(arr, media_id, rate, cfg, float(bpp if bpp is not None else psnr), preset=name,
+                     metadata=metadata, progress=progress)
+    else:
+        enc = encode_video if video else encode_image
+        result = enc(media, cfg, preset=name, metadata=metadata, progress=progress)
     if output is not None:
         result.save(output, overwrite=overwrite, inputs=inputs)
     return result

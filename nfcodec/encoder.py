@@ -1,8 +1,13 @@
 """The encoder: image or clip -> fitted network -> quantized, entropy-coded container (closed loop).
 
-    frames --fit (ArchSpec.sampler batches, Adam, QAT)--> weights --representation.export--> TDAT
-          --write_container([NHDR, ARCH, TDAT, meTA?, NEND])--> bytes
+    frames --fit (ArchSpec.sampler batches, Adam, pruning, QAT)--> weights
+          --steps (bit depth, or the RD search of nfcodec.rdsearch)--> representation.export
+          --write_container([NHDR, ARCH, MASK?, TDAT, meTA?, NEND])--> bytes
           --decoder.decode_bytes--> the pixels any decoder will produce (reported PSNR)
+
+The pieces (:func:`fit_signal`, :func:`container_bytes`, :func:`quant_problem`, :func:`finish`)
+are public to the encoder side so that rate control (:mod:`nfcodec.ratecontrol`) can fit once
+and code many times.
 
 The reported PSNR and bpp are measured on the decoder's output of the final bytes, so they
 are what a user gets, never an estimate.  A clip is decoded back one frame at a time (the
@@ -14,7 +19,8 @@ import json
 import math
 import time
 from fractions import Fraction
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -26,29 +32,56 @@ from .decoder import decode_bytes, iter_frames, open_stream
 from .errors import InputError
 from .fit import fit_sampler, resolve_device
 from .media import Video
+from .rdsearch import Evaluator, QuantProblem, search_lagrangian
 from .metrics import mse, psnr
 from .models import ARCHS
 from .results import EncodeResult, FitResult
 from .variants import LAYOUTS, REPRESENTATIONS
 
-__all__ = ["encode_image", "encode_video"]
+__all__ = ["encode_image", "encode_video", "Fitted", "fit_signal", "container_bytes", "quant_problem",
+           "finish", "meta_dict"]
 
 
-def _check_image(image: np.ndarray) -> None:
+def check_image(image: np.ndarray) -> None:
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
         raise InputError("image must be an (H, W, 3) uint8 RGB array")
     if min(image.shape[:2]) < 1:
         raise InputError(f"image has no pixels: shape {image.shape}")
 
 
-def _meta_chunk(config: CodecConfig, preset: str | None, video: bool) -> Chunk:
+def meta_dict(config: CodecConfig, preset: str | None, video: bool) -> dict[str, Any]:
+    """The settings recorded in the ancillary ``meTA`` chunk (informational; decoders ignore it)."""
     m, q, f = config.model, config.quant, config.fit
-    meta = {"encoder": f"nfcodec {__version__}", "preset": preset, "width": m.width, "depth": m.depth,
-            "bits": q.bits, "steps": f.steps, "lr": f.lr, "batch": f.batch_pixels, "seed": f.seed}
+    meta: dict[str, Any] = {"encoder": f"nfcodec {__version__}", "preset": preset, "width": m.width,
+                            "depth": m.depth, "bits": q.bits, "steps": f.steps, "lr": f.lr,
+                            "batch": f.batch_pixels, "seed": f.seed}
     if video:
         meta.update(arch=m.arch, c1=m.c1, c2=m.c2, mlp_hidden=m.mlp_hidden, epochs=f.epochs,
                     batch_frames=f.batch_frames)
-    return Chunk(b"meTA", json.dumps(meta, separators=(",", ":")).encode())
+    if config.representation != "dense":
+        meta.update(representation=config.representation, sparsity=config.prune.sparsity,
+                    prune_scope=config.prune.prune_scope)
+    if q.rd_search:
+        meta["rd_lambda"] = q.rd_lambda or "auto"
+    return meta
+
+
+@dataclass
+class Fitted:
+    """A fitted network with everything needed to code it (encoder side)."""
+
+    header: StreamHeader
+    record: Any
+    arch: Any
+    rep: Any
+    model: torch.nn.Module
+    fit: FitResult
+    frames: np.ndarray      # (T, H, W, 3) uint8 source
+    config: CodecConfig
+
+    @property
+    def pixels(self) -> int:
+        return self.header.frames * self.header.width * self.header.height
 
 
 def encode_image(image: np.ndarray, config: CodecConfig, *, preset: str | None = None,
@@ -62,13 +95,8 @@ def encode_image(image: np.ndarray, config: CodecConfig, *, preset: str | None =
         metadata: write the ``meTA`` chunk (settings, encoder version; ~100 bytes).
         progress: called with (step, total, running PSNR) during fitting.
     """
-    _check_image(image)
-    t0 = time.perf_counter()
-    data, fit_result = _fit_and_code(image[None], 0, Fraction(0), config, preset, metadata, progress)
-    decoded = decode_bytes(data)   # closed loop: report exactly what the decoder produces
-    return EncodeResult(data=data, reconstruction=decoded.image, psnr=psnr(decoded.image, image),
-                        bpp=decoded.info.bpp, info=decoded.info, config=config, fit=fit_result,
-                        seconds=time.perf_counter() - t0)
+    check_image(image)
+    return _encode(image[None], 0, Fraction(0), config, preset, metadata, progress)
 
 
 def encode_video(video: Video, config: CodecConfig, *, preset: str | None = None, metadata: bool = True,
@@ -84,25 +112,30 @@ def encode_video(video: Video, config: CodecConfig, *, preset: str | None = None
         An :class:`EncodeResult` whose ``reconstruction`` is (T, H, W, 3) uint8, ``psnr`` the PSNR
         of the mean MSE over all frames and ``frame_psnr`` the per-frame PSNRs.
     """
+    return _encode(video.frames, 1, video.fps, config, preset, metadata, progress)
+
+
+def _encode(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, preset: str | None,
+            metadata: bool, progress: Callable[[int, int, float], None] | None) -> EncodeResult:
     t0 = time.perf_counter()
-    data, fit_result = _fit_and_code(video.frames, 1, video.fps, config, preset, metadata, progress)
-    stream = open_stream(data)          # closed loop, one frame at a time
-    recon = np.empty_like(video.frames)
-    mses = []
-    for k, frame in iter_frames(stream, range(stream.header.frames)):
-        recon[k] = frame
-        mses.append(mse(frame, video.frames[k]))
-    pooled = float(np.mean(mses))
-    return EncodeResult(data=data, reconstruction=recon,
-                        psnr=math.inf if pooled == 0 else 10 * math.log10(255.0**2 / pooled),
-                        bpp=stream.info.bpp, info=stream.info, config=config, fit=fit_result,
-                        seconds=time.perf_counter() - t0,
-                        frame_psnr=tuple(math.inf if m == 0 else 10 * math.log10(255.0**2 / m) for m in mses))
+    fitted = fit_signal(frames, media, fps, config, progress)
+    meta = meta_dict(config, preset, media == 1) if metadata else None
+    steps = fitted.fit.steps
+    if config.quant.rd_search:
+        steps, _ = rd_steps(quant_problem(fitted, meta), steps, config.quant.rd_lambda)
+    return finish(fitted, container_bytes(fitted, steps, meta), t0)
 
 
-def _fit_and_code(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, preset: str | None,
-                  metadata: bool, progress: Callable[[int, int, float], None] | None) -> tuple[bytes, FitResult]:
-    """The shared core: header, record, fit (through the ArchSpec hooks), export, container bytes."""
+def rd_steps(problem: QuantProblem, steps: Sequence[int], lam: float = 0.0) -> tuple[tuple[int, ...], float]:
+    """:func:`~nfcodec.rdsearch.search_lagrangian` from ``steps``; ``lam`` 0 = ``bpp0 / mse0`` there."""
+    if lam <= 0:
+        lam = problem.bpp(steps) / max(problem.mse(steps), 1e-6)
+    return search_lagrangian(problem, steps, lam)
+
+
+def fit_signal(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig,
+               progress: Callable[[int, int, float], None] | None = None) -> Fitted:
+    """Header, record, model and the fit (through the ArchSpec hooks); nothing is coded yet."""
     n_frames, height, width = frames.shape[:3]
     arch = ARCHS.by_name(config.model.arch)
     rep = REPRESENTATIONS.by_name(config.representation)
@@ -117,9 +150,47 @@ def _fit_and_code(frames: np.ndarray, media: int, fps: Fraction, config: CodecCo
     torch.manual_seed(config.fit.seed)  # encoder-side only: the file never depends on this stream
     model = arch.build(record).init_weights_(torch.Generator().manual_seed(config.fit.seed))
     sampler = arch.sampler(record, frames, config.fit, header)
-    result = fit_sampler(model, sampler, config.fit, config.quant, progress=progress)
+    prune_cfg = config.prune if config.representation == "pruned" else None
+    result = fit_sampler(model, sampler, config.fit, config.quant, prune_cfg=prune_cfg, progress=progress)
+    return Fitted(header, record, arch, rep, model, result, frames, config)
 
-    chunks = [Chunk(b"NHDR", header.pack()), Chunk(b"ARCH", record.pack()), *rep.export(model, result.steps, result.masks)]
-    if metadata:
-        chunks.append(_meta_chunk(config, preset, media == 1))
-    return write_container([*chunks, Chunk(b"NEND", b"")]), result
+
+def container_bytes(fitted: Fitted, steps: Sequence[int], meta: Optional[dict[str, Any]]) -> bytes:
+    """The complete ``.nfc`` file for the fitted network quantized with ``steps``."""
+    chunks = [Chunk(b"NHDR", fitted.header.pack()), Chunk(b"ARCH", fitted.record.pack()),
+              *fitted.rep.export(fitted.model, steps, fitted.fit.masks)]
+    if meta is not None:
+        chunks.append(Chunk(b"meTA", json.dumps(meta, separators=(",", ":")).encode()))
+    return write_container([*chunks, Chunk(b"NEND", b"")])
+
+
+def quant_problem(fitted: Fitted, meta: Optional[dict[str, Any]]) -> QuantProblem:
+    """The fitted network as an RD search problem: exact file overhead, real coder, decoder's pixels."""
+    problem = QuantProblem(fitted.model, Evaluator(fitted.arch, fitted.record, fitted.header, fitted.frames),
+                           fitted.pixels, 0, fitted.fit.masks)
+    steps = fitted.fit.steps
+    problem.overhead = len(container_bytes(fitted, steps, meta)) - problem.total_bytes(steps)
+    return problem
+
+
+def finish(fitted: Fitted, data: bytes, t0: float, rate_control: Optional[dict[str, Any]] = None) -> EncodeResult:
+    """Decode ``data`` the decoder's way and measure it against the source (closed loop)."""
+    frames, config = fitted.frames, fitted.config
+    if fitted.header.media == 0:
+        decoded = decode_bytes(data)   # closed loop: report exactly what the decoder produces
+        return EncodeResult(data=data, reconstruction=decoded.image, psnr=psnr(decoded.image, frames[0]),
+                            bpp=decoded.info.bpp, info=decoded.info, config=config, fit=fitted.fit,
+                            seconds=time.perf_counter() - t0, rate_control=rate_control)
+    stream = open_stream(data)          # closed loop, one frame at a time
+    recon = np.empty_like(frames)
+    mses = []
+    for k, frame in iter_frames(stream, range(stream.header.frames)):
+        recon[k] = frame
+        mses.append(mse(frame, frames[k]))
+    pooled = float(np.mean(mses))
+    return EncodeResult(data=data, reconstruction=recon,
+                        psnr=math.inf if pooled == 0 else 10 * math.log10(255.0**2 / pooled),
+                        bpp=stream.info.bpp, info=stream.info, config=config, fit=fitted.fit,
+                        seconds=time.perf_counter() - t0,
+                        frame_psnr=tuple(math.inf if m == 0 else 10 * math.log10(255.0**2 / m) for m in mses),
+                        rate_control=rate_control)

@@ -5,6 +5,11 @@ of an image, pixels of a clip, whole frames for NeRV) and a :class:`FitConfig`. 
 Adam on minibatches with a linear warm-up then cosine learning-rate decay, then picks one
 quantization step per tensor from the bit depth.  An optional quantization-aware fine-tune
 (``qat_fraction`` x steps more steps through the quantizer, see :mod:`nfcodec.qat`) can follow.
+
+With a :class:`PruneConfig` (the ``pruned`` representation) a pruning phase sits between the
+two: ``prune_rounds`` rounds of magnitude pruning (:mod:`nfcodec.prune`), each followed by a
+fine-tune of the survivors with the pruned weights held at exactly zero.  Quantization steps are
+chosen after it, from the survivors, and the quantization-aware fine-tune keeps the masks.
 """
 from __future__ import annotations
 
@@ -16,8 +21,8 @@ from typing import Callable, Protocol, Sequence
 import torch
 from torch.func import functional_call
 
-from . import quant
-from .config import FitConfig, QuantConfig
+from . import prune, quant
+from .config import FitConfig, PruneConfig, QuantConfig
 from .errors import ConfigError
 from .qat import fake_quant, qat_lr_factor, qat_optimizer
 from .results import FitResult
@@ -66,7 +71,8 @@ class Sampler(Protocol):
 
 
 def fit(model: torch.nn.Module, coords: torch.Tensor, target: torch.Tensor, fit_cfg: FitConfig,
-        quant_cfg: QuantConfig, *, progress: ProgressFn | None = None) -> FitResult:
+        quant_cfg: QuantConfig, prune_cfg: PruneConfig | None = None, *,
+        progress: ProgressFn | None = None) -> FitResult:
     """Fit ``model(coords) ~ target`` in place on pixel minibatches (see :func:`fit_sampler`).
 
     Args:
@@ -75,14 +81,15 @@ def fit(model: torch.nn.Module, coords: torch.Tensor, target: torch.Tensor, fit_
         target: (N, out_features) float32 targets in [-1, 1].
         fit_cfg: optimisation settings.
         quant_cfg: bit depth and the share of steps trained through the quantizer.
+        prune_cfg: magnitude pruning settings (``pruned`` representation), None for none.
         progress: called every few steps with (step, total, running PSNR).
 
     Returns:
-        A :class:`FitResult` with the per-tensor step indices to export with.
+        A :class:`FitResult` with the per-tensor step indices (and masks) to export with.
     """
     from .samplers import PixelSampler
 
-    return fit_sampler(model, PixelSampler(coords, target, fit_cfg.batch_pixels), fit_cfg, quant_cfg,
+    return fit_sampler(model, PixelSampler(coords, target, fit_cfg.batch_pixels), fit_cfg, quant_cfg, prune_cfg,
                        progress=progress)
 
 
@@ -91,16 +98,31 @@ def total_steps(fit_cfg: FitConfig, sampler: Sampler) -> int:
     return fit_cfg.epochs * sampler.steps_per_epoch if fit_cfg.epochs else fit_cfg.steps
 
 
-def fit_sampler(model: torch.nn.Module, sampler: Sampler, fit_cfg: FitConfig, quant_cfg: QuantConfig, *,
-                progress: ProgressFn | None = None) -> FitResult:
+def fit_sampler(model: torch.nn.Module, sampler: Sampler, fit_cfg: FitConfig, quant_cfg: QuantConfig,
+                prune_cfg: PruneConfig | None = None, *, progress: ProgressFn | None = None) -> FitResult:
     """Fit ``sampler.output(model(inputs)) ~ targets`` in place and choose quantization steps.
 
-    Adam with linear warm-up and cosine decay over :func:`total_steps` steps, then (when
-    ``qat_fraction > 0``) that many times ``qat_fraction`` more steps through the quantizer.  On CUDA with ``fit_cfg.amp`` the forward
-    pass runs under bf16 autocast (the loss in float32).
+    Phases, one running step count (``progress`` sees their sum):
+
+    1. Adam with linear warm-up and cosine decay over :func:`total_steps` steps (``F``).
+    2. Only with ``prune_cfg``: ``prune_rounds`` rounds of magnitude pruning up to
+       ``prune_cfg.sparsity`` (geometric schedule, :func:`nfcodec.prune.schedule`), each followed
+       by ``round(prune_fraction * F / prune_rounds)`` steps of a fresh Adam at
+       ``0.3 x lr`` (warm-up, cosine decay) with pruned weights held at exactly zero.
+    3. Quantization steps are chosen (after pruning: from the survivors).
+    4. When ``qat_fraction > 0``: ``round(F * qat_fraction)`` steps through the quantizer,
+       keeping the masks (pruned weights stay zero in the forward pass and in the weights).
+
+    On CUDA with ``fit_cfg.amp`` the forward pass runs under bf16 autocast (the loss in float32).
+
+    Args:
+        prune_cfg: pruning settings, or None for a dense fit.  With ``sparsity == 0`` nothing
+            is pruned or fine-tuned, but the prunable tensors still get (all-True) masks.
 
     Returns:
-        A :class:`FitResult` with the per-tensor step indices to export with.
+        A :class:`FitResult` with the per-tensor step indices to export with and, with
+        ``prune_cfg``, the keep masks (flattened bool arrays for the prunable tensors,
+        :func:`nfcodec.prune.is_prunable`; None for the others).
     """
     device = resolve_device(fit_cfg.device)
     cfg = dataclasses.replace(fit_cfg, steps=total_steps(fit_cfg, sampler), epochs=0)
@@ -110,43 +132,77 @@ def fit_sampler(model: torch.nn.Module, sampler: Sampler, fit_cfg: FitConfig, qu
     amp = cfg.amp and device.type == "cuda"
     names = [name for name, _ in model.named_parameters()]
     params = list(model.parameters())
-    opt = torch.optim.Adam(params, lr=cfg.lr)
-    # Float training runs its whole schedule; the quantization-aware fine-tune is appended.
+    # Float training runs its whole schedule; pruning rounds and the quantization-aware
+    # fine-tune are appended.
     float_cfg = cfg
-    qat_start = cfg.steps
-    cfg = dataclasses.replace(cfg, steps=cfg.steps + int(round(cfg.steps * quant_cfg.qat_fraction)))
-    steps_idx: tuple[int, ...] | None = None
-    ema_mse, t0 = None, time.perf_counter()
-    report_every = max(1, cfg.steps // 200)
+    masks: list[prune.Mask] = [None] * len(params)
+    sparsities: list[float] = []
+    round_len = 0
+    if prune_cfg is not None:
+        masks = prune.magnitude_masks(params, 0.0)
+        if prune_cfg.sparsity > 0:
+            sparsities = prune.schedule(prune_cfg.sparsity, prune_cfg.prune_rounds)
+            round_len = prune.round_steps(cfg.steps, prune_cfg.prune_fraction, prune_cfg.prune_rounds)
+    qat_start = cfg.steps + round_len * len(sparsities)
+    total = qat_start + int(round(cfg.steps * quant_cfg.qat_fraction))
+    report_every = max(1, total // 200)
+    state = {"step": 0, "ema": None, "loss": None}
+    t0 = time.perf_counter()
 
-    for step in range(cfg.steps):
-        if step == qat_start:
-            steps_idx = choose_steps(params, quant_cfg.bits)
-            step_vals = [quant.STEP_TABLE[i] for i in steps_idx]
-            opt = qat_optimizer(params, step_vals, quant_cfg.qat_lr)
-        for g in opt.param_groups:
-            g["lr"] = _lr_at(step, float_cfg) if steps_idx is None else g["base_lr"] * qat_lr_factor(step, qat_start, cfg.steps)
-        x, y = sampler.next(gen)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            if steps_idx is None:
-                pred = model(x)
-            else:
-                fq = {nm: fake_quant(p, s, quant_cfg.qat_mode) for nm, p, s in zip(names, params, step_vals)}
-                pred = functional_call(model, fq, (x,))
-        loss = torch.mean((sampler.output(pred).float() - y) ** 2)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if progress is not None and (step % report_every == 0 or step == cfg.steps - 1):
-            mse = float(loss.detach())
-            ema_mse = mse if ema_mse is None else 0.9 * ema_mse + 0.1 * mse
-            progress(step + 1, cfg.steps, _psnr_from_mse(ema_mse))
+    def train(opt: torch.optim.Optimizer, n: int, lr_at: Callable[[int, dict], float],
+              forward: Callable[[torch.Tensor], torch.Tensor], masked: bool) -> None:
+        for i in range(n):
+            step = state["step"]
+            for g in opt.param_groups:
+                g["lr"] = lr_at(i, g)
+            x, y = sampler.next(gen)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                pred = forward(x)
+            loss = torch.mean((sampler.output(pred).float() - y) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if masked:
+                prune.mask_grads_(params, masks)
+            opt.step()
+            if masked:
+                prune.apply_masks_(params, masks)
+            state["loss"] = loss
+            if progress is not None and (step % report_every == 0 or step == total - 1):
+                mse = float(loss.detach())
+                state["ema"] = mse if state["ema"] is None else 0.9 * state["ema"] + 0.1 * mse
+                progress(step + 1, total, _psnr_from_mse(state["ema"]))
+            state["step"] = step + 1
 
-    if steps_idx is None:
-        steps_idx = choose_steps(params, quant_cfg.bits)
+    # 1. float fit
+    train(torch.optim.Adam(params, lr=cfg.lr), cfg.steps, lambda i, g: _lr_at(i, float_cfg), model, False)
+    # 2. prune, then fine-tune the survivors (a fresh Adam per round: no stale moments)
+    peak = prune.FINETUNE_LR * cfg.lr
+    for sparsity in sparsities:
+        masks = prune.magnitude_masks(params, sparsity, prune_cfg.prune_scope, masks)
+        prune.apply_masks_(params, masks)
+        train(torch.optim.Adam(params, lr=peak), round_len,
+              lambda i, g: prune.finetune_lr(i, round_len, peak, cfg.final_lr_ratio), model, True)
+    # 3. quantization steps, from what survived
+    steps_idx = choose_steps(params, quant_cfg.bits)
+    # 4. quantization-aware fine-tune
+    if total > qat_start:
+        step_vals = [quant.STEP_TABLE[i] for i in steps_idx]
+
+        def qat_forward(x: torch.Tensor) -> torch.Tensor:
+            fq = {}
+            for nm, p, s, m in zip(names, params, step_vals, masks):
+                w = fake_quant(p, s, quant_cfg.qat_mode)
+                fq[nm] = w if m is None else w * m   # pruned weights are exactly 0 in the file
+            return functional_call(model, fq, (x,))
+
+        train(qat_optimizer(params, step_vals, quant_cfg.qat_lr), total - qat_start,
+              lambda i, g: g["base_lr"] * qat_lr_factor(qat_start + i, qat_start, total), qat_forward,
+              prune_cfg is not None)
+
     model.to("cpu").eval()
-    final = ema_mse if ema_mse is not None else float(loss.detach())
-    return FitResult(steps_idx, time.perf_counter() - t0, _psnr_from_mse(final), str(device))
+    final = state["ema"] if state["ema"] is not None else float(state["loss"].detach())
+    fit_masks = prune.masks_to_numpy(masks) if prune_cfg is not None else ()
+    return FitResult(steps_idx, time.perf_counter() - t0, _psnr_from_mse(final), str(device), fit_masks)
 
 
 def _psnr_from_mse(mse_pm1: float) -> float:

@@ -107,6 +107,12 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool = False,
     return out
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, overwrite: bool = False,
                  inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
     """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
@@ -119,6 +125,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], *, over
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, out)
     except BaseException:
         with contextlib.suppress(OSError):

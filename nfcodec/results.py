@@ -44,6 +44,7 @@ class EncodeResult:
     fit: FitResult
     seconds: float                # wall-clock of the whole encode (fit, coding, closed-loop decode)
     frame_psnr: tuple[float, ...] = ()   # video: PSNR of each frame (dB)
+    rate_control: Optional[dict[str, Any]] = None   # --bpp / --psnr: target and chosen settings
 
     @property
     def nbytes(self) -> int:

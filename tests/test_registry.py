@@ -9,7 +9,7 @@ from nfcodec.variants import LAYOUTS, REPRESENTATIONS
 
 def test_wire_ids_are_pinned():
     assert ARCHS.wire_ids() == {"siren": 0, "nerv": 1}
-    assert REPRESENTATIONS.wire_ids() == {"dense": 0}
+    assert REPRESENTATIONS.wire_ids() == {"dense": 0, "pruned": 1}
     assert LAYOUTS.wire_ids() == {"single": 0}
 
 
@@ -20,7 +20,7 @@ def test_registries_agree_with_the_header_name_tables():
 
 
 def test_unknown_names_and_ids():
-    with pytest.raises(ConfigError, match=r"unknown representation 'sparse' \(choose from dense\)"):
+    with pytest.raises(ConfigError, match=r"unknown representation 'sparse' \(choose from dense, pruned\)"):
         REPRESENTATIONS.by_name("sparse")
     with pytest.raises(UnsupportedFeatureError, match="representation wire id 2"):
         REPRESENTATIONS.by_id(2)
@@ -32,4 +32,12 @@ def test_duplicate_registration_refused():
 
 
 def test_entropy_model_ids_pinned():
-    assert {name: m.wire_id for name, m in ENTROPY_MODELS.items()} == {"const": 0, "histogram": 1, "laplace": 2}
+    assert {name: m.wire_id for name, m in ENTROPY_MODELS.items()} == {"const": 0, "histogram": 1, "laplace": 2,
+                                                                      "gaussian": 3}
+
+
+def test_mask_coder_ids_pinned():
+    from nfcodec.bitstream.masks import MASK_CODERS
+
+    assert {name: c.wire_id for name, c in MASK_CODERS.items()} == {"const": 0, "bernoulli": 1, "context": 2,
+                                                                  "runs": 3}

@@ -67,9 +67,10 @@ def test_both_psnr_definitions_and_bpp(request, clip, which):
 
 
 def test_quality_bands(nerv, siren_video):
-    # tiny NeRV (~15k weights, 8 bits, 100 epochs): ~34 dB; SIREN 24x2 on (t, row, col): ~33 dB.
+    # tiny NeRV (~15k weights, 8 bits then the RD step search, 100 epochs): ~34 dB in ~9.2 kB
+    # (15 kB with the 8-bit steps alone); SIREN 24x2 on (t, row, col): ~33 dB.
     assert 31.0 < nerv.mean_frame_psnr < 38.0
-    assert 13_000 < nerv.nbytes < 17_000
+    assert 7_500 < nerv.nbytes < 11_000
     assert 30.0 < siren_video.mean_frame_psnr < 36.0
     assert siren_video.nbytes < 1500
 

@@ -56,7 +56,7 @@ GOLDEN = [
 
 
 def test_model_ids_are_pinned():
-    assert {name: m.wire_id for name, m in ENTROPY_MODELS.items()} == {"const": 0, "histogram": 1, "laplace": 2}
+    assert {name: m.wire_id for name, m in ENTROPY_MODELS.items()} == {"const": 0, "histogram": 1, "laplace": 2, "gaussian": 3}
 
 
 @pytest.mark.parametrize("model", ["histogram", "laplace"])  # const is always allowed too

@@ -1,0 +1,132 @@
+"""Magnitude pruning for the ``pruned`` representation (encoder only; the decoder never imports this).
+
+What is pruned: weight matrices and convolution kernels (``ndim >= 2``) with at least
+:data:`MIN_PRUNABLE` elements.  Biases and small tensors (a SIREN's first layer ``width x 2`` and
+its RGB head ``3 x width``, for instance) stay dense: they hold few weights, each of which
+matters a lot (input frequencies, output mix), and a mask record costs a few bytes of its own.
+
+How: magnitude of the raw weights, as in Meta-SparseINR (Lee et al., 2021), either
+
+* ``global`` -- one threshold over all prunable tensors together: the ``k`` smallest magnitudes
+  of the concatenation are removed, ``k = round(sparsity x prunable weights)``; or
+* ``layer`` -- the same share in every prunable tensor: ``round(sparsity x n_i)`` per tensor.
+
+Counts are exact (ties are broken by position, first in parameter order then C order), and a
+pruned weight stays pruned.  :func:`fit_sampler <nfcodec.fit.fit_sampler>` runs
+:func:`schedule` rounds (geometric: the kept share after round ``r`` of ``R`` is
+``keep^(r/R)``), each followed by a fine-tune of the survivors with the pruned weights held at
+exactly zero (:func:`mask_grads_` before each optimizer step, :func:`apply_masks_` after it).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["MIN_PRUNABLE", "FINETUNE_LR", "is_prunable", "schedule", "round_steps", "magnitude_masks",
+           "apply_masks_", "mask_grads_", "masks_to_numpy", "finetune_lr"]
+
+#: Tensors with fewer elements than this stay dense (as do all 0-d and 1-d tensors).
+MIN_PRUNABLE = 256
+#: Peak learning rate of each fine-tune round, as a share of the fit's peak rate.
+FINETUNE_LR = 0.3
+
+Mask = Optional[torch.Tensor]
+
+
+def is_prunable(p: torch.Tensor) -> bool:
+    """Weight matrices and conv kernels (``ndim >= 2``) of at least :data:`MIN_PRUNABLE` elements."""
+    return p.ndim >= 2 and p.numel() >= MIN_PRUNABLE
+
+
+def schedule(sparsity: float, rounds: int) -> list[float]:
+    """Sparsity after each round: ``1 - (1 - sparsity)^(r / rounds)``, r = 1..rounds (the last is exact)."""
+    keep = 1.0 - sparsity
+    return [1.0 - keep ** (r / rounds) for r in range(1, rounds)] + [sparsity]
+
+
+def round_steps(fit_steps: int, prune_fraction: float, rounds: int) -> int:
+    """Fine-tune steps of each round: ``round(prune_fraction * fit_steps / rounds)``."""
+    return int(round(prune_fraction * fit_steps / rounds))
+
+
+def magnitude_masks(params: Sequence[torch.Tensor], sparsity: float, scope: str = "global",
+                    masks: Sequence[Mask] | None = None) -> list[Mask]:
+    """Keep masks (bool, shaped like each tensor; None for tensors that are not prunable).
+
+    Args:
+        params: the parameters, canonical order.
+        sparsity: share of the prunable weights to remove, in [0, 1).
+        scope: ``global`` (one threshold over all prunable tensors) or ``layer`` (same share each).
+        masks: the previous round's masks; weights they prune stay pruned (and count towards
+            ``sparsity``).
+
+    Returns:
+        One entry per parameter: a bool tensor (True = kept) on the parameter's device, or None.
+    """
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity={sparsity} outside [0, 1)")
+    if scope not in ("global", "layer"):
+        raise ValueError(f"prune scope {scope!r} must be 'global' or 'layer'")
+    prev = list(masks) if masks is not None else [None] * len(params)
+    which = [i for i, p in enumerate(params) if is_prunable(p)]
+    out: list[Mask] = [None] * len(params)
+    if not which:
+        return out
+
+    def scores(i: int) -> torch.Tensor:
+        s = params[i].detach().abs().flatten().to(torch.float64)
+        if prev[i] is not None:   # already pruned: always the first to go (and never back)
+            s = torch.where(prev[i].flatten(), s, torch.full_like(s, -1.0))
+        return s
+
+    def drop(s: torch.Tensor, k: int) -> torch.Tensor:
+        keep = torch.ones(s.numel(), dtype=torch.bool, device=s.device)
+        if k > 0:
+            keep[torch.argsort(s, stable=True)[:k]] = False
+        return keep
+
+    if scope == "layer":
+        for i in which:
+            out[i] = drop(scores(i), int(round(sparsity * params[i].numel()))).view_as(params[i])
+        return out
+    flat = torch.cat([scores(i).cpu() for i in which])
+    keep = drop(flat, int(round(sparsity * flat.numel())))
+    start = 0
+    for i in which:
+        n = params[i].numel()
+        out[i] = keep[start:start + n].view_as(params[i]).to(params[i].device)
+        start += n
+    return out
+
+
+@torch.no_grad()
+def apply_masks_(params: Sequence[torch.Tensor], masks: Sequence[Mask]) -> None:
+    """Set pruned weights to exactly zero, in place."""
+    for p, m in zip(params, masks):
+        if m is not None:
+            p.mul_(m)
+
+
+def mask_grads_(params: Sequence[torch.Tensor], masks: Sequence[Mask]) -> None:
+    """Zero the gradients of pruned weights (call between ``backward`` and ``step``)."""
+    for p, m in zip(params, masks):
+        if m is not None and p.grad is not None:
+            p.grad.mul_(m)
+
+
+def masks_to_numpy(masks: Sequence[Mask]) -> tuple[Optional[np.ndarray], ...]:
+    """Flattened (C order) bool numpy arrays, None kept: the form of ``FitResult.masks``."""
+    return tuple(None if m is None else m.detach().cpu().numpy().reshape(-1).astype(bool) for m in masks)
+
+
+def finetune_lr(step: int, n_steps: int, peak: float, final_ratio: float) -> float:
+    """Learning rate of a fine-tune round: short linear warm-up (5%), then cosine to ``peak * final_ratio``."""
+    warm = max(1, n_steps // 20)
+    if step < warm:
+        return peak * (step + 1) / warm
+    t = (step - warm) / max(1, n_steps - warm)
+    lo = peak * final_ratio
+    return lo + 0.5 * (peak - lo) * (1 + math.cos(math.pi * min(1.0, t)))

@@ -1,0 +1,309 @@
+"""Rate-distortion search of the per-tensor quantization steps (encoder only).
+
+After a fit, each parameter tensor gets one step index into :data:`nfcodec.quant.STEP_TABLE`.
+The bit-depth rule (:func:`nfcodec.fit.choose_steps`) gives every tensor the same number of
+levels; this module moves the steps tensor by tensor, measuring
+
+* **rate** with the real entropy coder: the bytes of each tensor's record as
+  :func:`~nfcodec.bitstream.encode_tensors` writes it (with the model it would choose), cached
+  per (tensor, step) -- records are independent, so the payload is their sum plus a varint;
+* **distortion** as the mean squared error, on the 8-bit scale, of what the decoder would
+  render from the quantized weights, on a fixed evaluation set (a deterministic subset of
+  pixels or frames, see :class:`Evaluator`).
+
+Two searches share the moves (one tensor's step ``move`` table entries coarser or finer,
+about ``move / 8`` bit per weight):
+
+* :func:`search_lagrangian` minimises ``bpp + lam * mse`` by coordinate descent;
+* :func:`search_budget` minimises ``mse`` under a byte budget: while over budget it coarsens
+  the tensor with the smallest distortion increase per byte saved, then (under budget) it
+  refines the tensor with the largest distortion drop per byte spent while it still fits.
+
+Tensors with fewer than :data:`MIN_SEARCH_VALUES` values (biases) keep a fine step: they cost
+a few bytes and move the output a lot.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from . import quant
+from .bitstream import CodedTensor, encode_tensors
+from .bitstream.fields import write_uvarint
+from .render import image_coords, to_uint8, video_frame_coords
+
+__all__ = ["Evaluator", "QuantProblem", "search_lagrangian", "search_budget", "MIN_SEARCH_VALUES"]
+
+MIN_SEARCH_VALUES = 256     # smaller tensors are not searched (kept at their bit-depth step)
+EVAL_PIXELS = 1 << 16       # pixels of an image the distortion is measured on
+EVAL_FRAMES = 4             # frames of a video the distortion is measured on
+
+
+class Evaluator:
+    """Distortion of a network on a fixed, deterministic subset of the signal (8-bit MSE).
+
+    Images (SIREN): every ``stride``-th pixel, at most :data:`EVAL_PIXELS`.  Videos: up to
+    :data:`EVAL_FRAMES` evenly spaced frames, rendered whole by the architecture's own
+    ``render`` hook (NeRV) or on a pixel subset (SIREN).  Outputs are mapped to 8 bits exactly
+    as the decoder does, so on the full set the MSE equals the decoded file's.
+    """
+
+    def __init__(self, arch, record, header, frames: np.ndarray, *, full: bool = False) -> None:
+        self.arch, self.record, self.header = arch, record, header
+        T, H, W = frames.shape[:3]
+        self.frames = frames
+        if T == 1:
+            self.ks = [0]
+        else:
+            n = T if full else min(T, EVAL_FRAMES)
+            self.ks = sorted({int(round(i * (T - 1) / max(1, n - 1))) for i in range(n)})
+        self.coords: Optional[list[torch.Tensor]] = None
+        if arch.name == "siren":
+            per = H * W if full else min(H * W, max(1, EVAL_PIXELS // len(self.ks)))
+            stride = max(1, (H * W) // per)
+            self.idx = torch.arange(0, H * W, stride)
+            self.coords = [(image_coords(H, W) if header.media == 0 else video_frame_coords(k, T, H, W))[self.idx]
+                           for k in self.ks]
+            self.targets = [torch.tensor(frames[k].reshape(-1, 3))[self.idx].float() for k in self.ks]
+
+    @torch.no_grad()
+    def mse(self, model: torch.nn.Module) -> float:
+        """Mean squared error (8-bit scale) of ``model``'s decoded output on the evaluation set."""
+        model.eval()
+        total, count = 0.0, 0
+        for j, k in enumerate(self.ks):
+            if self.coords is not None:
+                out = torch.cat([to_uint8(model(c)).float() for c in self.coords[j].split(65536)])
+                d = out - self.targets[j]
+            else:
+                frame = self.arch.render(model, self.record, self.header, k)
+                d = torch.from_numpy(frame).float() - torch.tensor(self.frames[k]).float()
+            total += float((d * d).sum())
+            count += d.numel()
+        return total / count
+
+
+@dataclass
+class QuantProblem:
+    """A fitted network and what a step choice costs: bytes (cached per tensor) and distortion."""
+
+    model: torch.nn.Module
+    evaluator: Evaluator
+    pixels: int                                   # T * H * W, to turn bytes into bpp
+    overhead: int                                 # container bytes besides the tensor records
+    masks: Sequence[Optional[np.ndarray]] = ()    # pruned tensors' keep masks (flattened)
+    _values: list[np.ndarray] = field(default_factory=list, repr=False)
+    _rate: dict[tuple[int, int], int] = field(default_factory=dict, repr=False)
+    _scratch: Optional[torch.nn.Module] = field(default=None, repr=False)
+    evals: int = 0
+
+    def __post_init__(self) -> None:
+        params = [p.detach().cpu().numpy().ravel().astype(np.float64) for p in self.model.parameters()]
+        masks = list(self.masks) + [None] * (len(params) - len(self.masks))
+        self._values = [v if m is None else v[np.asarray(m, dtype=bool)] for v, m in zip(params, masks)]
+        self._full = params
+        self._scratch = copy.deepcopy(self.model).cpu()
+
+    @property
+    def n_tensors(self) -> int:
+        return len(self._values)
+
+    def size(self, i: int) -> int:
+        """Number of coded values of tensor ``i`` (survivors for a pruned tensor)."""
+        return self._values[i].size
+
+    def min_step(self, i: int) -> int:
+        """The coarsest usable step index of tensor ``i`` (symbols must stay below 2**20)."""
+        return 0
+
+    def max_step(self, i: int) -> int:
+        """The finest step index that keeps tensor ``i``'s symbols below 2**19."""
+        v = self._values[i]
+        top = float(np.abs(v).max()) if v.size else 0.0
+        if top == 0.0:
+            return quant.N_STEPS - 1
+        return max(k for k in range(quant.N_STEPS) if top / quant.STEP_TABLE[k] < 2**19)
+
+    def tensor_bytes(self, i: int, step: int) -> int:
+        """Bytes of tensor ``i``'s record at ``step`` under the real coder (cached)."""
+        key = (i, step)
+        if key not in self._rate:
+            t = CodedTensor(i, step, quant.quantize(self._values[i], step))
+            self._rate[key] = len(encode_tensors([t])) - 1   # minus the count varint (1 byte)
+        return self._rate[key]
+
+    def total_bytes(self, steps: Sequence[int]) -> int:
+        """Whole-file bytes (the exported file is checked against this in the tests)."""
+        return (self.overhead + len(write_uvarint(len(steps)))
+                + sum(self.tensor_bytes(i, s) for i, s in enumerate(steps)))
+
+    def network(self, steps: Sequence[int]) -> torch.nn.Module:
+        """A scratch copy of the network holding the weights quantized with ``steps`` (reused)."""
+        with torch.no_grad():
+            for p, v, s in zip(self._scratch.parameters(), self._full, steps):
+                p.copy_(torch.from_numpy(quant.dequantize(quant.quantize(v, s), s)).view_as(p))
+        return self._scratch
+
+    def mse(self, steps: Sequence[int]) -> float:
+        """Distortion of the network quantized with ``steps`` (8-bit MSE on the evaluation set)."""
+        self.evals += 1
+        return self.evaluator.mse(self.network(steps))
+
+    def bpp(self, steps: Sequence[int]) -> float:
+        return 8.0 * self.total_bytes(steps) / self.pixels
+
+
+def _searchable(problem: QuantProblem) -> list[int]:
+    return [i for i in range(problem.n_tensors) if problem.size(i) >= MIN_SEARCH_VALUES]
+
+
+def _clamp(problem: QuantProblem, i: int, s: int) -> int:
+    return min(max(s, problem.min_step(i)), problem.max_step(i))
+
+
+def search_lagrangian(problem: QuantProblem, steps: Sequence[int], lam: float, *, move: int = 2,
+                      max_passes: int = 4) -> tuple[tuple[int, ...], float]:
+    """Minimise ``bpp + lam * mse`` over per-tensor steps by coordinate descent.
+
+    Args:
+        problem: the fitted network and its costs.
+        steps: the starting step indices (e.g. from the bit depth).
+        lam: bits per pixel traded per unit of 8-bit MSE (larger: finer steps, bigger file).
+        move: table entries per move (8 entries = 1 bit per weight).
+        max_passes: passes over the tensors.
+
+    Returns:
+        ``(steps, mse)`` of the best choice found.
+    """
+    cur = list(steps)
+    d = problem.mse(cur)
+    j = problem.bpp(cur) + lam * d
+    for _ in range(max_passes):
+        improved = False
+        for i in _searchable(problem):
+            for direction in (-1, 1):
+                while True:
+                    s = _clamp(problem, i, cur[i] + direction * move)
+                    if s == cur[i]:
+                        break
+                    trial = cur.copy()
+                    trial[i] = s
+                    dt = problem.mse(trial)
+                    jt = problem.bpp(trial) + lam * dt
+                    if jt >= j:
+                        break
+                    cur, d, j, improved = trial, dt, jt, True
+        if not improved:
+            break
+    return tuple(cur), d
+
+
+def search_budget(problem: QuantProblem, steps: Sequence[int], max_bytes: int, *, min_bytes: int = 0,
+                  move: int = 2, max_moves: int = 400,
+                  accept: Callable[[float], bool] | None = None) -> tuple[tuple[int, ...], float]:
+    """Lowest distortion with ``total_bytes <= max_bytes`` (greedy marginal-return moves).
+
+    While over budget, coarsen the searchable tensor whose move adds the least distortion per
+    byte saved.  Then, while some refinement still fits, refine the tensor whose move removes
+    the most distortion per byte spent (stopping once the file is at least ``min_bytes`` and no
+    refinement pays).  ``accept`` (optional) rejects coarsening that breaks a quality floor.
+
+    Returns:
+        ``(steps, mse)``; the steps may still be over budget if every tensor is at the
+        coarsest step (the caller checks).
+    """
+    cur = list(steps)
+    d = problem.mse(cur)
+    idx = _searchable(problem) or list(range(problem.n_tensors))
+    moves = 0
+    while problem.total_bytes(cur) > max_bytes and moves < max_moves:
+        best = _cheapest_coarsening(problem, cur, d, idx, move)
+        if best is None:
+            break
+        cur, d = best
+        moves += 1
+    if problem.total_bytes(cur) > max_bytes:
+        return tuple(cur), d
+    while moves < max_moves:
+        best = None
+        for i in idx:
+            s = _clamp(problem, i, cur[i] + move)
+            if s == cur[i]:
+                continue
+            trial = cur.copy()
+            trial[i] = s
+            if problem.total_bytes(trial) > max_bytes:
+                continue
+            spent = max(1, problem.total_bytes(trial) - problem.total_bytes(cur))
+            dt = problem.mse(trial)
+            gain = (d - dt) / spent
+            if best is None or gain > best[0]:
+                best = (gain, trial, dt)
+        if best is None:
+            break
+        gain, trial, dt = best
+        if gain <= 0 and problem.total_bytes(cur) >= min_bytes:
+            break
+        cur, d = trial, dt
+        moves += 1
+    return tuple(cur), d
+
+
+def psnr_of(mse: float) -> float:
+    return math.inf if mse <= 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def search_quality(problem: QuantProblem, steps: Sequence[int], max_mse: float, *, move: int = 2,
+                   max_moves: int = 400) -> tuple[tuple[int, ...], float]:
+    """Fewest bytes with distortion ``<= max_mse``: coarsen (least distortion per byte saved)
+    while the next move keeps the distortion under the ceiling.
+
+    Returns:
+        ``(steps, mse)``; ``mse`` may exceed ``max_mse`` only if the starting steps already did.
+    """
+    cur = list(steps)
+    d = problem.mse(cur)
+    idx = _searchable(problem) or list(range(problem.n_tensors))
+    blocked: set[int] = set()
+    for _ in range(max_moves):
+        best = _cheapest_coarsening(problem, cur, d, idx, move, max_mse=max_mse, blocked=blocked)
+        if best is None:
+            break
+        cur, d = best
+    return tuple(cur), d
+
+
+def _cheapest_coarsening(problem: QuantProblem, cur: list[int], d: float, idx: Sequence[int], move: int, *,
+                         max_mse: float = math.inf, blocked: Optional[set[int]] = None
+                         ) -> Optional[tuple[list[int], float]]:
+    """The one-tensor coarsening that adds the least distortion per byte saved: ``(steps, mse)``.
+
+    Moves that save nothing are skipped; a tensor whose move would exceed ``max_mse`` is added
+    to ``blocked`` (and skipped from then on).  None when no move is left.
+    """
+    best = None
+    for i in idx:
+        if blocked is not None and i in blocked:
+            continue
+        s = _clamp(problem, i, cur[i] - move)
+        if s == cur[i]:
+            continue
+        trial = cur.copy()
+        trial[i] = s
+        saved = problem.total_bytes(cur) - problem.total_bytes(trial)
+        if saved <= 0:
+            continue
+        dt = problem.mse(trial)
+        if dt > max_mse:
+            if blocked is not None:
+                blocked.add(i)
+            continue
+        ratio = (dt - d) / saved
+        if best is None or ratio < best[0]:
+            best = (ratio, trial, dt)
+    return None if best is None else (best[1], best[2])
