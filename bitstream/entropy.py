@@ -192,6 +192,14 @@ def _histogram(symbols: np.ndarray) -> Optional[tuple[int, int, np.ndarray]]:
     return lo, size, np.bincount(symbols.astype(np.int64) - lo, minlength=size)
 
 
+def _smallest_coded(model: "EntropyModel", symbols: np.ndarray, costs: dict[int, float], keep: int,
+                    params: Callable[[int], Any]) -> Any:
+    """Of the ``keep`` shape indices j with the lowest estimated cost, the one the real coder
+    codes in the fewest bytes (ties: lowest j).  The estimate ignores 32-bit word granularity."""
+    best = sorted(costs, key=costs.__getitem__)[:keep]
+    return min((params(j) for j in best), key=lambda p: (_coded_bytes(model, p, symbols), p.j))
+
+
 def _read_range(reader: ByteReader) -> tuple[int, int]:
     """Read and check ``svarint lo, uvarint K`` (shared by histogram and laplace)."""
     lo, size = reader.svarint("lo"), reader.uvarint("K")
@@ -316,9 +324,7 @@ class LaplaceModel(EntropyModel):
             return None
         lo, size, hist = span
         costs = self._search(lambda j: _cross_entropy(hist, laplace_counts(lo, size, j)))
-        # The estimate ignores 32-bit word granularity: let the real coder pick among the best.
-        best = sorted(costs, key=costs.__getitem__)[:3]
-        return min((LaplaceParams(lo, size, j) for j in best), key=lambda p: (_coded_bytes(self, p, symbols), p.j))
+        return _smallest_coded(self, symbols, costs, 3, lambda j: LaplaceParams(lo, size, j))
 
     @staticmethod
     def _search(cost: Callable[[int], float]) -> dict[int, float]:
@@ -420,9 +426,7 @@ class GaussianModel(EntropyModel):
             j = j_for(var * f)
             if j not in costs:
                 costs[j] = _cross_entropy(hist, gaussian_counts(lo, size, mu, j))
-        best = sorted(costs, key=costs.__getitem__)[:2]
-        return min((GaussianParams(lo, size, mu, j) for j in best),
-                   key=lambda p: (_coded_bytes(self, p, symbols), p.j))
+        return _smallest_coded(self, symbols, costs, 2, lambda j: GaussianParams(lo, size, mu, j))
 
     def write_params(self, params: GaussianParams) -> bytes:
         return (write_uvarint(zigzag(params.lo)) + write_uvarint(params.size) + write_uvarint(zigzag(params.mu))

@@ -71,9 +71,10 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, pre
 
     if bpp is not None and psnr is not None:
         raise ConfigError("give a target bpp or a target psnr, not both")
-    for name, value in (("bpp", bpp), ("psnr", psnr)):
-        if value is not None and not (isinstance(value, (int, float)) and 0 < value < 1e6 and value == value):
-            raise ConfigError(f"{name}={value!r} must be a positive number")
+    if bpp is not None or psnr is not None:
+        from .ratecontrol import check_target
+
+        check_target("bpp" if bpp is not None else "psnr", bpp if bpp is not None else psnr)
     media, inputs = _load_media(source, frames, resize, fps)
     if output is not None:
         check_output_path(output, overwrite=overwrite, inputs=inputs)

@@ -39,7 +39,7 @@ from .results import EncodeResult, FitResult
 from .variants import LAYOUTS, REPRESENTATIONS
 
 __all__ = ["encode_image", "encode_video", "Fitted", "fit_signal", "container_bytes", "quant_problem",
-           "finish", "meta_dict"]
+           "finish", "meta_dict", "stream_header"]
 
 
 def check_image(image: np.ndarray) -> None:
@@ -133,16 +133,23 @@ def rd_steps(problem: QuantProblem, steps: Sequence[int], lam: float = 0.0) -> t
     return search_lagrangian(problem, steps, lam)
 
 
+def stream_header(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig) -> StreamHeader:
+    """The ``NHDR`` record of ``frames`` (T, H, W, 3) coded with ``config``."""
+    n_frames, height, width = frames.shape[:3]
+    layout = LAYOUTS.by_name(config.layout)
+    return StreamHeader(media=media, width=width, height=height, frames=n_frames, fps_num=fps.numerator,
+                        fps_den=fps.denominator, channels=3, bit_depth=8, colorspace=0,
+                        arch=ARCHS.by_name(config.model.arch).wire_id,
+                        representation=REPRESENTATIONS.by_name(config.representation).wire_id,
+                        layout=layout.wire_id, n_segments=layout.n_segments)
+
+
 def fit_signal(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig,
                progress: Callable[[int, int, float], None] | None = None) -> Fitted:
     """Header, record, model and the fit (through the ArchSpec hooks); nothing is coded yet."""
-    n_frames, height, width = frames.shape[:3]
     arch = ARCHS.by_name(config.model.arch)
     rep = REPRESENTATIONS.by_name(config.representation)
-    layout = LAYOUTS.by_name(config.layout)
-    header = StreamHeader(media=media, width=width, height=height, frames=n_frames, fps_num=fps.numerator,
-                          fps_den=fps.denominator, channels=3, bit_depth=8, colorspace=0, arch=arch.wire_id,
-                          representation=rep.wire_id, layout=layout.wire_id, n_segments=layout.n_segments)
+    header = stream_header(frames, media, fps, config)
     record = arch.make_record(config.model, header)
     arch.check(record, header)
     resolve_device(config.fit.device)   # a bad device fails before any work

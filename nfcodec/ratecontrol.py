@@ -29,7 +29,6 @@ the ancillary ``meTA`` chunk (unless ``metadata=False``).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from fractions import Fraction
@@ -38,13 +37,13 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .config import CodecConfig
-from .encoder import Fitted, container_bytes, finish, fit_signal, meta_dict, quant_problem
+from .encoder import Fitted, container_bytes, finish, fit_signal, meta_dict, quant_problem, stream_header
 from .errors import ConfigError
 from .models import ARCHS
 from .rdsearch import Evaluator, search_budget, search_quality
 from .results import EncodeResult
 
-__all__ = ["encode_to_bpp", "encode_to_psnr", "BAND", "BITS_PER_WEIGHT", "OVERSIZE", "scaled_config",
+__all__ = ["encode_to_bpp", "encode_to_psnr", "check_target", "BAND", "BITS_PER_WEIGHT", "OVERSIZE", "scaled_config",
            "model_size"]
 
 BAND = 0.05                 # a --bpp file lands in [(1 - BAND) * target, target]
@@ -86,6 +85,14 @@ def model_size(config: CodecConfig, header: Any) -> tuple[int, int]:
     return prunable, sum(p.numel() for p in model.parameters()) - prunable
 
 
+def check_target(name: str, value: Any) -> None:
+    """``bpp`` must be a positive finite number, ``psnr`` in (0, 100) dB; ConfigError otherwise."""
+    hi = 100.0 if name == "psnr" else math.inf
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < hi:
+        raise ConfigError(f"psnr={value!r} must be in (0, 100) dB" if name == "psnr"
+                          else f"bpp={value!r} must be a positive number")
+
+
 def _h2(p: float) -> float:
     return 0.0 if p <= 0 or p >= 1 else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
 
@@ -95,15 +102,6 @@ def _predicted_bytes(config: CodecConfig, header: Any, overhead: int) -> float:
     s = config.prune.sparsity if config.representation == "pruned" else 0.0
     bits = (prunable * (1 - s) + other) * BITS_PER_WEIGHT * config.quant.bits / 10 + prunable * _h2(s)
     return overhead + bits / 8
-
-
-def _header(frames: np.ndarray, config: CodecConfig, media: int) -> Any:
-    from .bitstream import StreamHeader
-
-    t, h, w = frames.shape[:3]
-    return StreamHeader(media=media, width=w, height=h, frames=t,
-                        fps_num=0, fps_den=1, channels=3, bit_depth=8, colorspace=0,
-                        arch=ARCHS.by_name(config.model.arch).wire_id, representation=0, layout=0, n_segments=1)
 
 
 _SCALES = [2 ** (k / 8) for k in range(-40, 25)]   # the size ladder: 2^(1/8) steps, 1/32x .. 8x the preset
@@ -181,13 +179,12 @@ def encode_to_bpp(frames: np.ndarray, media: int, fps: Fraction, config: CodecCo
         ConfigError: a target below the smallest possible file, or a band no fit could reach.
     """
     t0 = time.perf_counter()
-    if not target > 0 or not math.isfinite(target):
-        raise ConfigError(f"bpp={target} must be a positive number")
+    check_target("bpp", target)
     config = _with_sparsity(config)
     pixels = int(np.prod(frames.shape[:3]))
     budget = int(math.floor(target * pixels / 8))
     floor_bytes = int(math.ceil((1 - BAND) * target * pixels / 8))
-    header = _header(frames, config, media)
+    header = stream_header(frames, media, fps, config)
     rc: dict[str, Any] = {"mode": "bpp", "target": target}
     probe_meta = _meta(config, preset, media == 1, {**rc, **_settings(config, 0)}) if metadata else None
     overhead = 8 + 4 + 12 * 4 + 25 + 40 + (len(str(probe_meta)) + 24 if probe_meta else 0)
@@ -229,8 +226,7 @@ def encode_to_psnr(frames: np.ndarray, media: int, fps: Fraction, config: CodecC
         ConfigError: the target was not reached by the largest network tried.
     """
     t0 = time.perf_counter()
-    if not 0 < target < 100:
-        raise ConfigError(f"psnr={target} must be in (0, 100) dB")
+    check_target("psnr", target)
     config = _with_sparsity(config)
     max_mse = 255.0**2 / 10 ** (target / 10)
     rc: dict[str, Any] = {"mode": "psnr", "target": target}

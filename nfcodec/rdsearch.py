@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -97,16 +97,15 @@ class QuantProblem:
     pixels: int                                   # T * H * W, to turn bytes into bpp
     overhead: int                                 # container bytes besides the tensor records
     masks: Sequence[Optional[np.ndarray]] = ()    # pruned tensors' keep masks (flattened)
-    _values: list[np.ndarray] = field(default_factory=list, repr=False)
-    _rate: dict[tuple[int, int], int] = field(default_factory=dict, repr=False)
-    _scratch: Optional[torch.nn.Module] = field(default=None, repr=False)
     evals: int = 0
 
     def __post_init__(self) -> None:
         params = [p.detach().cpu().numpy().ravel().astype(np.float64) for p in self.model.parameters()]
         masks = list(self.masks) + [None] * (len(params) - len(self.masks))
+        self._full = params                       # every value, for the scratch network
         self._values = [v if m is None else v[np.asarray(m, dtype=bool)] for v, m in zip(params, masks)]
-        self._full = params
+        self._finest = [_finest_step(v) for v in self._values]
+        self._rate: dict[tuple[int, int], int] = {}
         self._scratch = copy.deepcopy(self.model).cpu()
 
     @property
@@ -117,17 +116,9 @@ class QuantProblem:
         """Number of coded values of tensor ``i`` (survivors for a pruned tensor)."""
         return self._values[i].size
 
-    def min_step(self, i: int) -> int:
-        """The coarsest usable step index of tensor ``i`` (symbols must stay below 2**20)."""
-        return 0
-
     def max_step(self, i: int) -> int:
         """The finest step index that keeps tensor ``i``'s symbols below 2**19."""
-        v = self._values[i]
-        top = float(np.abs(v).max()) if v.size else 0.0
-        if top == 0.0:
-            return quant.N_STEPS - 1
-        return max(k for k in range(quant.N_STEPS) if top / quant.STEP_TABLE[k] < 2**19)
+        return self._finest[i]
 
     def tensor_bytes(self, i: int, step: int) -> int:
         """Bytes of tensor ``i``'s record at ``step`` under the real coder (cached)."""
@@ -158,12 +149,19 @@ class QuantProblem:
         return 8.0 * self.total_bytes(steps) / self.pixels
 
 
+def _finest_step(values: np.ndarray) -> int:
+    top = float(np.abs(values).max()) if values.size else 0.0
+    if top == 0.0:
+        return quant.N_STEPS - 1
+    return max(k for k in range(quant.N_STEPS) if top / quant.STEP_TABLE[k] < 2**19)
+
+
 def _searchable(problem: QuantProblem) -> list[int]:
     return [i for i in range(problem.n_tensors) if problem.size(i) >= MIN_SEARCH_VALUES]
 
 
 def _clamp(problem: QuantProblem, i: int, s: int) -> int:
-    return min(max(s, problem.min_step(i)), problem.max_step(i))
+    return min(max(s, 0), problem.max_step(i))
 
 
 def search_lagrangian(problem: QuantProblem, steps: Sequence[int], lam: float, *, move: int = 2,
@@ -231,6 +229,7 @@ def search_budget(problem: QuantProblem, steps: Sequence[int], max_bytes: int, *
         return tuple(cur), d
     while moves < max_moves:
         best = None
+        base = problem.total_bytes(cur)
         for i in idx:
             s = _clamp(problem, i, cur[i] + move)
             if s == cur[i]:
@@ -239,7 +238,7 @@ def search_budget(problem: QuantProblem, steps: Sequence[int], max_bytes: int, *
             trial[i] = s
             if problem.total_bytes(trial) > max_bytes:
                 continue
-            spent = max(1, problem.total_bytes(trial) - problem.total_bytes(cur))
+            spent = max(1, problem.total_bytes(trial) - base)
             dt = problem.mse(trial)
             gain = (d - dt) / spent
             if best is None or gain > best[0]:
@@ -287,6 +286,7 @@ def _cheapest_coarsening(problem: QuantProblem, cur: list[int], d: float, idx: S
     to ``blocked`` (and skipped from then on).  None when no move is left.
     """
     best = None
+    base = problem.total_bytes(cur)
     for i in idx:
         if blocked is not None and i in blocked:
             continue
@@ -295,7 +295,7 @@ def _cheapest_coarsening(problem: QuantProblem, cur: list[int], d: float, idx: S
             continue
         trial = cur.copy()
         trial[i] = s
-        saved = problem.total_bytes(cur) - problem.total_bytes(trial)
+        saved = base - problem.total_bytes(trial)
         if saved <= 0:
             continue
         dt = problem.mse(trial)
