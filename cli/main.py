@@ -184,21 +184,25 @@ def decode(input: str, output: str, frames: str | None, crf: int | None, force: 
 @cli.command()
 @click.argument("input", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-@click.option("-v", "--verbose", is_flag=True, help="Also list every coded tensor (model, bits per value).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also list every coded tensor (model, bits per value) and pruning mask (coder, bits per element).")
 @_fail_cleanly
 def info(input: str, as_json: bool, verbose: bool) -> None:
     """Show a .nfc file's header, architecture and chunk table (no decoding)."""
     from ..api import probe
-    from ..bitstream import read_container, tensor_report
+    from ..bitstream import mask_report, read_container, tensor_report
     from ..media import read_input_bytes
 
     data = read_input_bytes(input)
     si = probe(data)
-    tensors = []
+    tensors, masks = [], []
     if verbose:
-        tensors = [t for c in read_container(data).chunks if c.ctype == b"TDAT" for t in tensor_report(c.data)]
+        chunks = read_container(data).chunks
+        tensors = [t for c in chunks if c.ctype == b"TDAT" for t in tensor_report(c.data)]
+        masks = [m for c in chunks if c.ctype == b"MASK" for m in mask_report(c.data)]
     if as_json:
-        click.echo(json.dumps({**si.as_dict(), **({"tensors": tensors} if verbose else {})}, default=str))
+        click.echo(json.dumps({**si.as_dict(), **({"tensors": tensors, "masks": masks} if verbose else {})},
+                              default=str))
         return
     click.echo(f"{input}: nfc v{si.version[0]}.{si.version[1]}, {si.nbytes} bytes, {si.bpp:.4f} bpp")
     for name, value in si.header.describe():
@@ -221,6 +225,9 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
     for t in tensors:
         click.echo(f"    tensor {t['index']:>3}: {t['n']:>7} values  step {t['step']:>3}  "
                    f"{t['model']:<9}  {t['bits_per_symbol']:.3f} bits/value")
+    for m in masks:
+        click.echo(f"    mask   {m['index']:>3}: {m['n']:>7} values  kept {m['kept']:>7}  "
+                   f"{m['coder']:<9}  {m['bits_per_element']:.3f} bits/value")
 
 
 def main() -> None:

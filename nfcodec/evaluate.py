@@ -34,6 +34,7 @@ import io
 import json
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -736,9 +737,10 @@ def _mean_entry(anchor: str, codec: str, metric: str, keys: list[str],
     overlaps = [e["overlap"] for e in per_file if math.isfinite(e["overlap"])]
     entry["overlap"] = float(np.mean(overlaps)) if overlaps else math.nan
     entry["files"] = sum(1 for e in per_file if math.isfinite(e[keys[0]]))
-    if empty:          # some value is n/a everywhere: say why (the files' own reasons)
-        reasons = _ordered(e["reason"] for e in per_file if e["reason"])
-        notes.extend(reasons[:2] + (["..."] if len(reasons) > 2 else []))
+    if empty:          # some value is n/a everywhere: say why (the files' own reasons, each kind once)
+        parts = [p for e in per_file if e["reason"] for p in e["reason"].split("; ")]
+        kinds = {re.sub(r"[\d.]+", "#", p): p for p in reversed(parts)}   # first wording of each kind
+        notes.extend(kinds[k] for k in _ordered(re.sub(r"[\d.]+", "#", p) for p in parts))
     entry["reason"] = "; ".join(notes)
     return entry
 

@@ -262,3 +262,15 @@ def test_cli_usage_errors(tmp_path, run):
     r = run("eval", "-c", "jpeg", "-o", tmp_path / "x")
     assert r.exit_code == 2 and "no INPUTS" in r.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_bd_mean_names_each_reason_once():
+    rates, q = [0.2, 0.4, 0.8, 1.6], [28.0, 31.0, 33.5, 36.0]
+    rows = (_rows("a.png", "jpeg", rates, q) + _rows("a.png", "nfc", rates[:3], [v + 1 for v in q[:3]])
+            + _rows("b.png", "jpeg", rates, q) + _rows("b.png", "nfc", rates[1:], [v + 1 for v in q[1:]]))
+    mean = next(e for e in bd_table(rows) if e["file"] == "(mean)")
+    assert mean["files"] == 2 and math.isnan(mean["bd_rate_cubic"])
+    # each kind of reason once (file a's wording), not once per file
+    assert mean["reason"] == ("fewer than 4 points; quality ranges overlap on 69% of their union; rate ranges "
+                              "overlap on 67% of their union; cubic (VCEG-M33) needs 4 points per curve (anchor 4, "
+                              "test 3)")

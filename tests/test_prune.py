@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import subprocess
 import sys
 
@@ -230,3 +232,17 @@ def test_pruned_nerv_clip():
     report = mask_report(mask)
     assert len(report) >= 4 and all(abs(x["kept"] - x["n"] / 2) <= 0.5 for x in report)
     assert r.psnr > 15.0
+
+
+def test_info_verbose_lists_the_masks(pruned_pair, tmp_path):
+    from click.testing import CliRunner
+
+    from nfcodec.cli.main import cli
+
+    _, pruned = pruned_pair
+    path = tmp_path / "p.nfc"
+    path.write_bytes(pruned.data)
+    text = CliRunner().invoke(cli, ["info", "-v", str(path)]).output
+    (line,) = re.findall(r"mask +2: +1024 values +kept +512 .*bits/value", text)
+    as_json = json.loads(CliRunner().invoke(cli, ["info", "-v", "--json", str(path)]).output)
+    assert [(m["index"], m["n"], m["kept"]) for m in as_json["masks"]] == [(2, 1024, 512)]
