@@ -39,10 +39,10 @@ def main() -> None:
         for target in args.bpp:
             for depth in args.depth:
                 for over in args.oversize:
-                    ratecontrol.OVERSIZE = over
                     cfg = get_preset("default").replace(steps=args.steps, depth=depth,
                                                         representation=args.representation)
-                    r = ratecontrol.encode_to_bpp(img[None], 0, Fraction(0), cfg, target, metadata=False)
+                    r = ratecontrol.encode_to_bpp(img[None], 0, Fraction(0), cfg, target, metadata=False,
+                                                  oversize=over)
                     print(f"| {path.split('/')[-1]} | {target} | {depth} | {over} | {r.rate_control['width']} | "
                           f"{len(r.data)} | {r.bpp:.4f} | {r.psnr:.2f} | {r.seconds:.0f} |", flush=True)
 

@@ -38,7 +38,6 @@ import math
 import struct
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Mapping, NamedTuple, Optional, Sequence
 
 import constriction
@@ -46,6 +45,7 @@ import numpy as np
 
 from .errors import FormatError
 from .fields import ByteReader, write_uvarint, zigzag
+from .wiretable import WireTable
 
 __all__ = [
     "MAX_ALPHABET",
@@ -162,18 +162,11 @@ class EntropyModel(ABC):
         """
 
 
-_MODELS: dict[int, EntropyModel] = {}
-_BY_NAME: dict[str, EntropyModel] = {}
+_TABLE: WireTable[EntropyModel] = WireTable("entropy model")
+_MODELS = _TABLE.by_id
+_register = _TABLE.register
 #: Entropy models by name, in registration (= wire id) order.
-ENTROPY_MODELS: Mapping[str, EntropyModel] = MappingProxyType(_BY_NAME)
-
-
-def _register(cls: type[EntropyModel]) -> type[EntropyModel]:
-    """Class decorator: add one instance of a model to the registry under its wire id."""
-    if cls.wire_id in _MODELS or cls.name in _BY_NAME:
-        raise ValueError(f"entropy model {cls.name} / wire id {cls.wire_id} already registered")
-    _MODELS[cls.wire_id] = _BY_NAME[cls.name] = cls()
-    return cls
+ENTROPY_MODELS: Mapping[str, EntropyModel] = _TABLE.by_name
 
 
 def _span(symbols: np.ndarray) -> tuple[int, int]:

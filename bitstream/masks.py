@@ -36,7 +36,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, ClassVar, Mapping, Optional, Sequence
 
 import constriction
@@ -44,6 +43,7 @@ import numpy as np
 
 from .errors import FormatError
 from .fields import ByteReader, write_uvarint
+from .wiretable import WireTable
 
 __all__ = ["CodedMask", "MaskCoder", "MASK_CODERS", "encode_masks", "decode_masks", "mask_report",
            "mask_coder_sizes", "encode_mask_body"]
@@ -145,17 +145,11 @@ class MaskCoder(ABC):
         """Read a body and return the n bits (bool).  Raises FormatError on anything invalid."""
 
 
-_CODERS: dict[int, MaskCoder] = {}
-_BY_NAME: dict[str, MaskCoder] = {}
+_TABLE: WireTable[MaskCoder] = WireTable("mask coder")
+_CODERS = _TABLE.by_id
+_register = _TABLE.register
 #: Mask coders by name, in registration (= wire id) order.
-MASK_CODERS: Mapping[str, MaskCoder] = MappingProxyType(_BY_NAME)
-
-
-def _register(cls: type[MaskCoder]) -> type[MaskCoder]:
-    if cls.wire_id in _CODERS or cls.name in _BY_NAME:
-        raise ValueError(f"mask coder {cls.name} / wire id {cls.wire_id} already registered")
-    _CODERS[cls.wire_id] = _BY_NAME[cls.name] = cls()
-    return cls
+MASK_CODERS: Mapping[str, MaskCoder] = _TABLE.by_name
 
 
 @_register
@@ -363,7 +357,7 @@ def mask_coder_sizes(bits: np.ndarray) -> dict[str, Optional[int]]:
     """
     mask = CodedMask(0, bits)
     out = {}
-    for name, coder in _BY_NAME.items():
+    for name, coder in MASK_CODERS.items():
         body = coder.encode(mask.flat, tuple(mask.bits.shape))
         out[name] = None if body is None else len(body)
     return out

@@ -738,9 +738,10 @@ def _mean_entry(anchor: str, codec: str, metric: str, keys: list[str],
     entry["overlap"] = float(np.mean(overlaps)) if overlaps else math.nan
     entry["files"] = sum(1 for e in per_file if math.isfinite(e[keys[0]]))
     if empty:          # some value is n/a everywhere: say why (the files' own reasons, each kind once)
-        parts = [p for e in per_file if e["reason"] for p in e["reason"].split("; ")]
-        kinds = {re.sub(r"[\d.]+", "#", p): p for p in reversed(parts)}   # first wording of each kind
-        notes.extend(kinds[k] for k in _ordered(re.sub(r"[\d.]+", "#", p) for p in parts))
+        kinds: dict[str, str] = {}            # reason with its numbers blanked -> first wording
+        for part in (p for e in per_file if e["reason"] for p in e["reason"].split("; ")):
+            kinds.setdefault(re.sub(r"[\d.]+", "#", part), part)
+        notes.extend(kinds.values())
     entry["reason"] = "; ".join(notes)
     return entry
 

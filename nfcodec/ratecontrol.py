@@ -172,8 +172,11 @@ def _fit_at(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, 
 
 def encode_to_bpp(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, target: float, *,
                   preset: Optional[str] = None, metadata: bool = True, progress: Optional[ProgressFn] = None,
-                  max_fits: int = 3) -> EncodeResult:
+                  max_fits: int = 3, oversize: float = OVERSIZE) -> EncodeResult:
     """Encode into ``[(1 - BAND) * target, target]`` bits per pixel (see the module docstring).
+
+    ``oversize``: the first fit's network is sized so that its 10-bit file would be this many
+    times the budget (the RD step search then squeezes it into the band).
 
     Raises:
         ConfigError: a target below the smallest possible file, or a band no fit could reach.
@@ -191,7 +194,7 @@ def encode_to_bpp(frames: np.ndarray, media: int, fps: Fraction, config: CodecCo
     if budget <= overhead:
         raise ConfigError(f"bpp={target} is {budget} bytes for {pixels} pixels, below the container's own "
                           f"~{overhead} bytes; ask for at least {8 * (overhead + 64) / pixels:.3g} bpp")
-    scale = _scale_for(config, header, OVERSIZE * budget, overhead)
+    scale = _scale_for(config, header, oversize * budget, overhead)
     done = [0]
     tried: list[str] = []
     for fit_no in range(1, max_fits + 1):
