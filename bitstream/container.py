@@ -42,7 +42,8 @@ Chunk rules
 Versions
 --------
 A reader MUST reject a major version it does not know and MUST accept any minor version of
-a major it knows: minor versions only add ancillary chunks, new table entries (ids whose
+a major it knows (this module reads majors 1 and 2; it writes 2.0): minor versions only add
+ancillary chunks, new table entries (ids whose
 absence old readers report as a field-range error) or new critical chunks that old readers
 reject by the unknown-critical rule.
 
@@ -50,6 +51,8 @@ reject by the unknown-critical rule.
 version     change
 ==========  ======================================================================
 1.0         initial format: NHDR ARCH SEGM TDAT MASK SEED SCAL PRIR XFRM meTA NEND
+2.0         same container and payloads; the decoding arithmetic is normative and
+            exact (docs/format.md section 6), so 1.x readers must not decode 2.x
 ==========  ======================================================================
 """
 from __future__ import annotations
@@ -84,9 +87,14 @@ __all__ = [
 
 SIGNATURE = b"\x89NFC\r\n\x1a\n"
 #: The version this writer produces.
-FORMAT_VERSION = (1, 0)
+FORMAT_VERSION = (2, 0)
 #: Every released version and what it changed (a table, not branches in the reader).
-FORMAT_VERSIONS = {(1, 0): "initial format"}
+FORMAT_VERSIONS = {
+    (1, 0): "initial format; pixels from a float32 renderer (platform-dependent)",
+    (2, 0): "exact decoding arithmetic: the pixels are a function of the file (same container and payloads)",
+}
+#: Major versions this module reads.
+READ_MAJORS = frozenset(v[0] for v in FORMAT_VERSIONS)
 #: pypng's bound: keeps a corrupt length field from asking for gigabytes.
 MAX_CHUNK_LENGTH = 2**31 - 1
 
@@ -209,7 +217,7 @@ def write_container(chunks: Iterable[Chunk], *, version: tuple[int, int] = FORMA
             unknown critical type, oversize chunk) or the version is not writable.
     """
     major, minor = version
-    if major != FORMAT_VERSION[0] or not 0 <= minor <= 255:
+    if major not in READ_MAJORS or not 0 <= minor <= 255:
         raise ValueError(f"cannot write version {major}.{minor}")
     chunk_list = list(chunks)
     _check_sequence(chunk_list)
@@ -236,10 +244,9 @@ def _read_preamble(data: bytes) -> tuple[int, int]:
     if head[: len(SIGNATURE)] != SIGNATURE:
         raise BadSignatureError(f"not an nfc file: signature {head[: len(SIGNATURE)]!r} != {SIGNATURE!r}")
     major, minor = head[8], head[9]
-    if major != FORMAT_VERSION[0]:
-        raise UnsupportedVersionError(
-            f"format version {major}.{minor} not supported (this reader reads major version {FORMAT_VERSION[0]})"
-        )
+    if major not in READ_MAJORS:
+        known = ", ".join(str(m) for m in sorted(READ_MAJORS))
+        raise UnsupportedVersionError(f"format version {major}.{minor} not supported (this reader reads major versions {known})")
     return major, minor
 
 

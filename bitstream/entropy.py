@@ -572,13 +572,18 @@ def _decode_record(record: _Record, ordinal: int) -> CodedTensor:
     return CodedTensor(record.index, record.step, offsets.astype(np.int64) + lo)
 
 
-def decode_tensors(payload: bytes, *, max_symbols: int = 2**28) -> list[CodedTensor]:
+def decode_tensors(payload: bytes, *, max_symbols: int = 2**28,
+                   expect: Optional[Sequence[int]] = None, name: str = "TDAT") -> list[CodedTensor]:
     """Decode a TDAT/SCAL payload.
 
     Args:
         payload: The chunk data.
         max_symbols: Limit on the *total* number of symbols in the payload, checked
             before anything is allocated (a tiny corrupt payload cannot ask for gigabytes).
+        expect: If given, the symbol count of every tensor the payload must hold, in order:
+            the records' count, indices (0, 1, 2, ...) and ``n`` are checked against it after
+            parsing and *before* any word is decoded.
+        name: The chunk type, for messages.
 
     Returns:
         The tensors, in stored order.
@@ -588,7 +593,20 @@ def decode_tensors(payload: bytes, *, max_symbols: int = 2**28) -> list[CodedTen
             sum to n, too many symbols, unknown model, leftover bytes, or words the ANS
             decoder rejects or does not consume exactly.
     """
-    return [_decode_record(r, i) for i, r in enumerate(_parse(payload, max_symbols))]
+    records = _parse(payload, max_symbols)
+    if expect is not None:
+        _check_expected(records, expect, name)
+    return [_decode_record(r, i) for i, r in enumerate(records)]
+
+
+def _check_expected(records: Sequence[_Record], expect: Sequence[int], name: str) -> None:
+    if len(records) != len(expect):
+        raise FormatError(f"{name} holds {len(records)} tensors, the architecture has {len(expect)}")
+    for i, (r, n) in enumerate(zip(records, expect)):
+        if r.index != i:
+            raise FormatError(f"{name} tensor #{i} has index {r.index}, expected {i}")
+        if r.n != n:
+            raise FormatError(f"{name} tensor {i} has {r.n} values, the stream needs {n}")
 
 
 def tensor_report(payload: bytes) -> list[dict[str, Any]]:

@@ -167,14 +167,23 @@ def encode(input: str, output: str, preset: str, frames: str | None, resize: str
               help="Image (.png, ...) or video: .mkv (FFV1), .mp4 (x264 RGB qp 0), .y4m, frames/%04d.png.")
 @click.option("--frames", "frames", help="Videos: decode only frames A:B[:STEP].")
 @click.option("--crf", type=click.IntRange(0, 51), help="Videos: lossy x264 yuv420p delivery encode at this CRF.")
+@click.option("--backend", type=click.Choice(["auto", "numpy", "torch"]), default="auto", show_default=True,
+              help="Decoder arithmetic backend; format 2 files give the same pixels with each.")
+@click.option("--device", help="torch backend: cpu, cuda or cuda:N.")
+@click.option("--no-limits", is_flag=True,
+              help="Lift the decoder's size and work limits (trusted files only; see docs/cli.md).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @_fail_cleanly
-def decode(input: str, output: str, frames: str | None, crf: int | None, force: bool, quiet: bool) -> None:
+def decode(input: str, output: str, frames: str | None, crf: int | None, backend: str, device: str | None,
+           no_limits: bool, force: bool, quiet: bool) -> None:
     """Decode an .nfc file to an image or a video (frames are written as they are decoded)."""
     from .. import api
+    from ..decoder import DecodeLimits
 
-    r = api.decode(input, output, overwrite=force, frames=frames, crf=crf)
+    limits = DecodeLimits.unlimited() if no_limits else None
+    r = api.decode(input, output, overwrite=force, frames=frames, crf=crf, backend=backend, device=device,
+                   limits=limits)
     if not quiet:
         h = r.info.header
         what = f"{r.written} frames of {h.width}x{h.height}" if h.media == 1 else f"{h.width}x{h.height}"

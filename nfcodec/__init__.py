@@ -42,6 +42,9 @@ _LAZY = {
     "ConfigError": "nfcodec.errors",
     "InputError": "nfcodec.errors",
     "OutputExistsError": "nfcodec.errors",
+    "UnsupportedFeatureError": "nfcodec.errors",
+    "LimitError": "nfcodec.errors",
+    "DecodeLimits": "nfcodec.decoder",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

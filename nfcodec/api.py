@@ -16,12 +16,13 @@ import numpy as np
 from .bitstream import StreamInfo
 from .bitstream import probe as _probe
 from .config import CodecConfig, get_preset
+from .decoder import DecodeLimits
 from .errors import ConfigError, InputError
 from .media import (Video, check_output_path, is_image_path, is_video_source, load_image,
                     parse_frame_range, parse_size, read_input_bytes, resolve_frame_range, save_image)
 from .results import DecodeResult, EncodeResult
 
-__all__ = ["encode", "decode", "decode_frames", "probe", "EncodeResult", "DecodeResult"]
+__all__ = ["encode", "decode", "decode_frames", "probe", "EncodeResult", "DecodeResult", "DecodeLimits"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -149,7 +150,8 @@ def _resolve_config(preset: str, config: CodecConfig | None, video: bool, knobs:
 
 
 def decode(source: PathLike | bytes, output: PathLike | None = None, *, overwrite: bool = False,
-           frames: str | slice | range | None = None, crf: int | None = None) -> DecodeResult:
+           frames: str | slice | range | None = None, crf: int | None = None, backend: str = "auto",
+           device: str | None = None, limits: DecodeLimits | None = None) -> DecodeResult:
     """Decode a ``.nfc`` stream (path or bytes): an image, or a video (streamed to ``output``).
 
     Args:
@@ -159,33 +161,43 @@ def decode(source: PathLike | bytes, output: PathLike | None = None, *, overwrit
         overwrite: allow replacing an existing ``output``.
         frames: videos only: ``"A:B[:STEP]"`` or a slice of frames to decode.
         crf: videos only: write a lossy x264 yuv420p delivery encode with this CRF.
+        backend: ``auto`` (default), ``numpy`` or ``torch``.  Format 2.x files decode to the
+            same pixels with every backend; ``auto`` takes numpy (no torch import) unless a GPU
+            ``device`` is given.  Format 1.x files decode with torch only.
+        device: torch backend: ``cpu``, ``cuda`` or ``cuda:N``.
+        limits: the decoder's limits (:class:`~nfcodec.decoder.DecodeLimits`; default
+            :data:`~nfcodec.decoder.DEFAULT_LIMITS`).
 
     Returns:
         :class:`DecodeResult`: ``image`` for an image; for a video ``frames`` (in memory, when no
         output is given) or ``written`` (frames streamed to ``output``).
 
     Raises:
-        BitstreamError subclasses for malformed data; InputError; ConfigError; OutputExistsError.
+        BitstreamError subclasses for malformed data; InputError; ConfigError; OutputExistsError;
+        UnsupportedFeatureError; LimitError.
     """
-    from .decoder import decode_bytes
+    from .decoder import open_stream
 
     data, inputs = _load_source(source)
-    if _probe(data).header.media == 0:
+    info = _probe(data)
+    opts = dict(backend=backend, device=device, limits=limits)
+    if info.header.media == 0:
         if frames is not None or crf is not None:
             raise ConfigError("frames= and crf= apply to videos only")
         if output is not None:
             check_output_path(output, overwrite=overwrite, inputs=inputs)
-        decoded = decode_bytes(data)
-        result = DecodeResult(decoded.image, decoded.info)
+        stream = open_stream(data, **opts)
+        result = DecodeResult(stream.render(0), stream.info, backend=stream.backend)
         if output is not None:
             save_image(output, result.image, overwrite=overwrite, inputs=inputs)
         return result
-    return _decode_video(data, inputs, output, overwrite, frames, crf)
+    return _decode_video(data, inputs, output, overwrite, frames, crf, opts)
 
 
 def _decode_video(data: bytes, inputs: tuple[PathLike, ...], output: PathLike | None, overwrite: bool,
-                  frames: Any, crf: int | None) -> DecodeResult:
-    from .decoder import iter_frames, open_stream
+                  frames: Any, crf: int | None, opts: dict[str, Any]) -> DecodeResult:
+    from .decoder import DEFAULT_LIMITS, iter_frames, open_stream
+    from .errors import LimitError
     from .video_io import check_video_output, write_video
 
     info = _probe(data)
@@ -194,31 +206,40 @@ def _decode_video(data: bytes, inputs: tuple[PathLike, ...], output: PathLike | 
     if output is None:
         if crf is not None:
             raise ConfigError("crf= needs an output file")
-        stream = open_stream(data)
+        need = len(wanted) * h.width * h.height * 3
+        cap = (opts.get("limits") or DEFAULT_LIMITS).max_output_bytes
+        if need > cap:
+            raise LimitError(f"decoding {len(wanted)} frames of {h.width}x{h.height} into memory needs "
+                             f"{need / 2**20:,.0f} MiB (limit {cap / 2**20:,.0f} MiB): give an output file, "
+                             "use decode_frames, or select fewer frames")
+        stream = open_stream(data, **opts)
         got = np.stack([f for _, f in iter_frames(stream, wanted)])
-        return DecodeResult(None, info, frames=got, indices=tuple(wanted))
+        return DecodeResult(None, info, frames=got, indices=tuple(wanted), backend=stream.backend)
     check_video_output(output, overwrite=overwrite, inputs=inputs, crf=crf, width=h.width, height=h.height,
                        indices=wanted)
-    stream = open_stream(data)
+    stream = open_stream(data, **opts)
     n = write_video(output, iter_frames(stream, wanted), width=h.width, height=h.height,
                     fps=Fraction(h.fps_num, h.fps_den), crf=crf, overwrite=overwrite, inputs=inputs)
-    return DecodeResult(None, info, indices=tuple(wanted), written=n)
+    return DecodeResult(None, info, indices=tuple(wanted), written=n, backend=stream.backend)
 
 
-def decode_frames(source: PathLike | bytes, frames: str | slice | range | None = None
+def decode_frames(source: PathLike | bytes, frames: str | slice | range | None = None, *, backend: str = "auto",
+                  device: str | None = None, limits: DecodeLimits | None = None
                   ) -> Iterator[tuple[int, np.ndarray]]:
     """Decode video frames one at a time: yields ``(k, (H, W, 3) uint8)`` for each selected k.
 
     Each frame is rendered from its own index only, so any subset costs only those frames and
     frame k alone equals frame k of a full decode.  An image stream yields ``(0, image)``.
+    ``backend``, ``device`` and ``limits`` are as for :func:`decode`.
 
     Raises:
-        BitstreamError subclasses for malformed data; ConfigError for frames outside the video.
+        BitstreamError subclasses for malformed data; ConfigError for frames outside the video;
+        UnsupportedFeatureError; LimitError.
     """
     from .decoder import iter_frames, open_stream
 
     data, _ = _load_source(source)
-    stream = open_stream(data)
+    stream = open_stream(data, backend=backend, device=device, limits=limits)
     wanted = resolve_frame_range(parse_frame_range(frames), stream.header.frames)
     return iter_frames(stream, wanted)
 

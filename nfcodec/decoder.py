@@ -1,91 +1,256 @@
-"""The reference decoder: bytes -> pixels.  Imports no training code.
+"""The decoder: bytes -> pixels.  Imports no training code, and no torch on the numpy backend.
 
-    bytes --read_container--> chunks --NHDR/ARCH--> empty model (from the wire record)
-          --representation.materialize(TDAT...)--> weights --ArchSpec.render(k)--> frame k
+    bytes --read_container--> chunks --NHDR/ARCH--> architecture, representation, layout
+          --limits (parameters, memory, work, pixels per byte), before anything is allocated
+          --representation.materialize--> integer weights (record headers checked first)
+          --format 2.x: arch.program--> exact program --backend (numpy | torch)--> frame k
+          --format 1.x: torch module, float32 renderer (platform-dependent, kept for old files)
 
 An image is frame 0 of a one-frame stream.  Video frames are rendered one at a time, each from
 its own index only, so any subset decodes without the others and memory holds one frame.
+
+Every critical chunk must be consumed: a stream with a critical chunk that its representation
+and layout do not read (``SEED``, ``SCAL``, ``PRIR``, ``XFRM`` in a dense stream, say) is
+refused with :class:`~nfcodec.errors.UnsupportedFeatureError` rather than decoded wrongly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
-import torch
 
+from .archs import ARCHS, ArchSpec, param_count
 from .bitstream import Container, FormatError, StreamHeader, StreamInfo, probe, read_container, unpack_arch
-from .models import ARCHS, ArchSpec
+from .errors import ConfigError, LimitError, UnsupportedFeatureError
+from .exact import BACKENDS, get_ops
 from .variants import LAYOUTS, REPRESENTATIONS
 
-__all__ = ["DecodedImage", "DecodedStream", "decode_bytes", "open_stream", "iter_frames"]
+__all__ = ["DecodeLimits", "DEFAULT_LIMITS", "DecodedImage", "DecodedStream", "decode_bytes", "open_stream",
+           "iter_frames", "choose_backend", "build_program", "BACKEND_CHOICES"]
+
+#: What ``backend=`` accepts.
+BACKEND_CHOICES = ("auto",) + BACKENDS
+
+_STRUCTURAL = frozenset({b"NHDR", b"ARCH", b"NEND"})
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What a file may ask of the decoder; checked from NHDR/ARCH before any tensor exists.
+
+    Attributes:
+        max_params: parameters of the network (the weights the decoder holds).
+        max_frame_macs: multiply-adds to render one frame.
+        max_peak_bytes: working memory to render one frame (feature maps, tiles, the frame).
+        min_bpp: the whole stream must carry at least this many bits per decoded pixel; a file
+            that would expand further (a tiny file claiming a huge frame or millions of
+            frames) is refused as a decompression bomb.
+        max_output_bytes: a video decoded into memory (no output file) holds at most this.
+    """
+
+    max_params: int = 2**25
+    max_frame_macs: int = 2**38
+    max_peak_bytes: int = 2**31
+    min_bpp: float = 2.0**-14
+    max_output_bytes: int = 2**32
+
+    @classmethod
+    def unlimited(cls) -> "DecodeLimits":
+        """No limits (trusted files only)."""
+        return cls(max_params=2**62, max_frame_macs=2**126, max_peak_bytes=2**62, min_bpp=0.0,
+                   max_output_bytes=2**62)
+
+
+DEFAULT_LIMITS = DecodeLimits()
 
 
 @dataclass(frozen=True)
 class DecodedImage:
     image: np.ndarray     # (H, W, 3) uint8
     info: StreamInfo
+    backend: str = "numpy"
 
 
-@dataclass(frozen=True)
+@dataclass
 class DecodedStream:
-    """A stream ready to render: header, architecture record and spec, and the loaded network."""
+    """A stream ready to render: header, record, architecture, and its exact program (or, for a
+    format 1.x file, its float32 torch module)."""
 
     header: StreamHeader
     record: Any
     arch: ArchSpec
-    model: torch.nn.Module
     info: StreamInfo
+    backend: str
+    program: Any = None                 # format 2.x
+    model: Any = None                   # format 1.x (torch module)
+    ops: Any = field(default=None, repr=False)
+
+    @property
+    def exact(self) -> bool:
+        return self.program is not None
 
     def render(self, k: int) -> np.ndarray:
         """Frame ``k`` as (H, W, 3) uint8 (0 for an image)."""
-        return self.arch.render(self.model, self.record, self.header, k)
+        if not self.exact:
+            return self.arch.legacy_render(self.model, self.record, self.header, k)
+        with self.ops.session():
+            return self.program.render(self.ops, k)
+
+    def frames(self, ks: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """Render frames one at a time, sharing one backend session."""
+        if not self.exact:
+            for k in ks:
+                yield k, self.render(k)
+            return
+        with self.ops.session():
+            for k in ks:
+                yield k, self.render(k)
 
 
-def _only(container: Container, ctype: bytes) -> bytes:
+def _one(container: Container, ctype: bytes) -> bytes:
     found = [c.data for c in container.chunks if c.ctype == ctype]
     if len(found) != 1:
         raise FormatError(f"stream has {len(found)} {ctype.decode()} chunks, needs exactly one")
     return found[0]
 
 
-def _load(container: Container) -> tuple[StreamHeader, Any, ArchSpec, torch.nn.Module]:
-    header = StreamHeader.unpack(_only(container, b"NHDR"))
-    arch = ARCHS.by_id(header.arch)
-    record = unpack_arch(header.arch, _only(container, b"ARCH"))
-    rep = REPRESENTATIONS.by_id(header.representation)
-    LAYOUTS.by_id(header.layout)  # single is the only layout so far; unknown ids are refused here
-    arch.check(record, header)
-    return header, record, arch, rep.materialize(arch.build(record), container.chunks).eval()
+def _check_consumed(container: Container, rep: Any, layout: Any) -> None:
+    used = _STRUCTURAL | rep.consumes | layout.consumes
+    for c in container.chunks:
+        if c.critical and c.ctype not in used:
+            raise UnsupportedFeatureError(
+                f"critical chunk {c.name} at offset {c.offset} is not used by a {rep.name} stream with "
+                f"layout {layout.name}: this decoder cannot decode it correctly")
 
 
-def open_stream(data: bytes) -> DecodedStream:
-    """Parse a complete ``.nfc`` stream and load its network (image or video).
+def _check_single_segment(container: Container) -> None:
+    """A single-layout stream may carry one SEGM chunk, and it must say 'whole segment 0'."""
+    from .bitstream import SegmentHeader
+
+    segs = [c for c in container.chunks if c.ctype == b"SEGM"]
+    if len(segs) > 1:
+        raise FormatError(f"layout single: {len(segs)} SEGM chunks, at most one is allowed")
+    if segs:
+        seg = SegmentHeader.unpack(segs[0].data)
+        if (seg.index, seg.kind) != (0, 0):
+            raise FormatError(f"layout single: SEGM index {seg.index} kind {seg.kind}, must be segment 0 of kind whole")
+
+
+def _check_limits(arch: ArchSpec, record: Any, header: StreamHeader, shapes: Sequence[tuple[int, ...]],
+                  nbytes: int, limits: DecodeLimits) -> None:
+    name = ARCHS.by_id(header.arch).name
+    params = param_count(shapes)
+    if params > limits.max_params:
+        raise LimitError(f"ARCH: this {name} has {params:,} parameters, more than the decoder limit "
+                         f"{limits.max_params:,}")
+    costs = arch.costs(record, header)
+    if costs.macs > limits.max_frame_macs:
+        raise LimitError(f"one {header.width}x{header.height} frame of this {name} costs {costs.macs:.3g} "
+                         f"multiply-adds, more than the decoder limit {limits.max_frame_macs:.3g}")
+    if costs.peak_bytes > limits.max_peak_bytes:
+        raise LimitError(f"rendering one frame of this {name} needs {costs.peak_bytes / 2**20:,.0f} MiB, more "
+                         f"than the decoder limit {limits.max_peak_bytes / 2**20:,.0f} MiB")
+    pixels = header.frames * header.width * header.height
+    bpp = 8.0 * nbytes / pixels
+    if bpp < limits.min_bpp:
+        raise LimitError(f"{nbytes} bytes claim {pixels:,} pixels ({bpp:.3g} bpp, below the limit "
+                         f"{limits.min_bpp:.3g}): refused as a decompression bomb")
+
+
+def choose_backend(backend: str, version: tuple[int, int], device: Optional[str] = None) -> str:
+    """The backend ``auto`` resolves to: ``torch`` for format 1.x files (their float renderer) and
+    for a GPU device, otherwise ``numpy``: it needs no torch import (about 2 s of a ``nfc decode``
+    process) and is as fast as the torch backend on the CPU (``docs/benchmarks.md``)."""
+    if backend not in BACKEND_CHOICES:
+        raise ConfigError(f"unknown decoder backend {backend!r} (choose from {', '.join(BACKEND_CHOICES)})")
+    if version[0] < 2:
+        if backend == "numpy":
+            raise UnsupportedFeatureError(
+                f"format {version[0]}.{version[1]} files decode only with the float32 torch renderer they were "
+                "made with (platform-dependent pixels); use --backend torch or auto")
+        return "torch"
+    if backend != "auto":
+        return backend
+    if device not in (None, "cpu"):
+        return "torch"
+    return "numpy"
+
+
+def build_program(arch: ArchSpec, record: Any, header: StreamHeader, tensors: Sequence[Any]) -> Any:
+    """The exact program of format 2.x for already-materialized integer tensors (the encoder's
+    closed loop and RD search use this on tensors they have not written yet)."""
+    return arch.program(record, header, tensors)
+
+
+def _legacy_model(arch: ArchSpec, record: Any, tensors: Sequence[Any]) -> Any:
+    """Format 1.x: a torch module holding ``float32(q) * float32(step)`` (the v1.0 renderer)."""
+    import torch
+
+    from .quant import dequantize
+
+    model = arch.build(record)
+    with torch.no_grad():
+        for p, t in zip(model.parameters(), tensors):
+            p.copy_(torch.from_numpy(dequantize(t.q.ravel(), t.step)).view_as(p))
+    return model.eval()
+
+
+def open_stream(data: bytes, *, backend: str = "auto", device: Optional[str] = None,
+                limits: Optional[DecodeLimits] = None) -> DecodedStream:
+    """Parse a complete ``.nfc`` stream and prepare it for rendering (image or video).
+
+    Args:
+        data: the whole file.
+        backend: ``auto``, ``numpy`` or ``torch`` (format 2.x files decode to the same pixels
+            with either; format 1.x files need ``torch``).
+        device: torch backend only: ``cpu``, ``cuda`` or ``cuda:N``.
+        limits: the decoder's limits (default :data:`DEFAULT_LIMITS`).
 
     Raises:
         BitstreamError: malformed, truncated or corrupted data.
-        UnsupportedFeatureError: a wire id this decoder does not know.
+        UnsupportedFeatureError: a wire id or critical chunk this decoder does not support.
+        LimitError: the file asks for more than ``limits`` allow.
+        ConfigError: an unknown backend or device.
     """
-    header, record, arch, model = _load(read_container(data))
-    return DecodedStream(header, record, arch, model, probe(data))
+    limits = limits or DEFAULT_LIMITS
+    container = read_container(data)
+    header = StreamHeader.unpack(_one(container, b"NHDR"))
+    record = unpack_arch(header.arch, _one(container, b"ARCH"))
+    arch = ARCHS.by_id(header.arch)
+    rep = REPRESENTATIONS.by_id(header.representation)
+    layout = LAYOUTS.by_id(header.layout)
+    arch.check(record, header)
+    _check_consumed(container, rep, layout)
+    _check_single_segment(container)
+    shapes = arch.param_shapes(record)
+    _check_limits(arch, record, header, shapes, len(data), limits)
+    name = choose_backend(backend, container.version, device)
+    tensors = rep.materialize(shapes, container.chunks)
+    info = probe(data)
+    if container.version[0] < 2:
+        return DecodedStream(header, record, arch, info, "torch", model=_legacy_model(arch, record, tensors))
+    program = build_program(arch, record, header, tensors)
+    return DecodedStream(header, record, arch, info, name, program=program, ops=get_ops(name, device))
 
 
-def decode_bytes(data: bytes) -> DecodedImage:
-    """Decode a complete ``.nfc`` image stream to an image.
+def decode_bytes(data: bytes, **kwargs: Any) -> DecodedImage:
+    """Decode a complete ``.nfc`` image stream to an image (``kwargs``: see :func:`open_stream`).
 
     Raises:
         BitstreamError: malformed, truncated or corrupted data (``FormatError`` for a video).
-        UnsupportedFeatureError: a wire id this decoder does not know.
+        UnsupportedFeatureError, LimitError, ConfigError: as :func:`open_stream`.
     """
-    stream = open_stream(data)
+    stream = open_stream(data, **kwargs)
     if stream.header.media != 0:
         raise FormatError("this stream holds a video: decode it with nfcodec.decode_frames or decode(..., output)")
-    return DecodedImage(stream.render(0), stream.info)
+    return DecodedImage(stream.render(0), stream.info, stream.backend)
 
 
 def iter_frames(stream: DecodedStream, frames: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
     """Render the given frame indices one at a time: ``(k, (H, W, 3) uint8)``."""
-    for k in frames:
+    wanted = list(frames)
+    for k in wanted:
         if not 0 <= k < stream.header.frames:
             raise IndexError(f"frame {k} outside [0, {stream.header.frames})")
-        yield k, stream.render(k)
+    return stream.frames(wanted)

@@ -30,11 +30,12 @@ from .bitstream import Chunk, StreamHeader, write_container
 from .config import CodecConfig
 from .decoder import decode_bytes, iter_frames, open_stream
 from .errors import InputError
-from .fit import fit_sampler, resolve_device
+from .devices import resolve_device
+from .fit import fit_sampler
 from .media import Video
 from .rdsearch import Evaluator, QuantProblem, search_lagrangian
 from .metrics import mse, psnr
-from .models import ARCHS
+from .archs import ARCHS
 from .results import EncodeResult, FitResult
 from .variants import LAYOUTS, REPRESENTATIONS
 

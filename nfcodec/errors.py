@@ -24,6 +24,7 @@ __all__ = [
     "OutputExistsError",
     "IncompleteStreamError",
     "UnsupportedFeatureError",
+    "LimitError",
     "BitstreamError",
     "FormatError",
     "BadSignatureError",
@@ -57,3 +58,8 @@ class IncompleteStreamError(NFCodecError):
 
 class UnsupportedFeatureError(NFCodecError):
     """The file uses a wire id (architecture, representation, layout) this decoder lacks."""
+
+
+class LimitError(NFCodecError):
+    """Decoding the file would exceed a documented decoder limit (parameters, working memory,
+    work per frame, pixels per byte or in-memory output size; see ``nfcodec.DecodeLimits``)."""

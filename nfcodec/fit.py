@@ -23,26 +23,13 @@ from torch.func import functional_call
 
 from . import prune, quant
 from .config import FitConfig, PruneConfig, QuantConfig
-from .errors import ConfigError
+from .devices import resolve_device
 from .qat import fake_quant, qat_lr_factor, qat_optimizer
 from .results import FitResult
 
 __all__ = ["fit", "fit_sampler", "total_steps", "Sampler", "resolve_device", "choose_steps"]
 
 ProgressFn = Callable[[int, int, float], None]   # (step, total, running PSNR in dB)
-
-
-def resolve_device(name: str) -> torch.device:
-    """Map ``auto|cpu|cuda|cuda:N`` to a device; ``auto`` takes CUDA when present."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device={name!r} is not a device (auto, cpu, cuda, cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda requested but no CUDA GPU is available")
-    return dev
 
 
 def choose_steps(params: Sequence[torch.Tensor], bits: int) -> tuple[int, ...]:

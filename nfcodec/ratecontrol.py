@@ -39,7 +39,7 @@ import numpy as np
 from .config import CodecConfig
 from .encoder import Fitted, container_bytes, finish, fit_signal, meta_dict, quant_problem, stream_header
 from .errors import ConfigError
-from .models import ARCHS
+from .archs import ARCHS
 from .rdsearch import Evaluator, search_budget, search_quality
 from .results import EncodeResult
 
@@ -80,9 +80,9 @@ def scaled_config(config: CodecConfig, scale: float) -> CodecConfig:
 def model_size(config: CodecConfig, header: Any) -> tuple[int, int]:
     """``(prunable, other)`` parameter counts of ``config``'s network for a stream header."""
     arch = ARCHS.by_name(config.model.arch)
-    model = arch.build(arch.make_record(config.model, header))
-    prunable = sum(p.numel() for p in model.parameters() if p.dim() >= 2)
-    return prunable, sum(p.numel() for p in model.parameters()) - prunable
+    shapes = arch.param_shapes(arch.make_record(config.model, header))
+    prunable = sum(math.prod(s) for s in shapes if len(s) >= 2)
+    return prunable, sum(math.prod(s) for s in shapes) - prunable
 
 
 def check_target(name: str, value: Any) -> None:

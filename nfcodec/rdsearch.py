@@ -24,18 +24,16 @@ a few bytes and move the output a lot.
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
-import torch
 
 from . import quant
 from .bitstream import CodedTensor, encode_tensors
 from .bitstream.fields import write_uvarint
-from .render import image_coords, to_uint8, video_frame_coords
+from .exact.layers import QTensor
 
 __all__ = ["Evaluator", "QuantProblem", "search_lagrangian", "search_budget", "MIN_SEARCH_VALUES"]
 
@@ -47,44 +45,40 @@ EVAL_FRAMES = 4             # frames of a video the distortion is measured on
 class Evaluator:
     """Distortion of a network on a fixed, deterministic subset of the signal (8-bit MSE).
 
-    Images (SIREN): every ``stride``-th pixel, at most :data:`EVAL_PIXELS`.  Videos: up to
-    :data:`EVAL_FRAMES` evenly spaced frames, rendered whole by the architecture's own
-    ``render`` hook (NeRV) or on a pixel subset (SIREN).  Outputs are mapped to 8 bits exactly
-    as the decoder does, so on the full set the MSE equals the decoded file's.
+    Rendering is the decoder's exact arithmetic (an :mod:`nfcodec.exact` program on the
+    ``backend``), so on the full set the MSE equals the decoded file's.  Images of a pixelwise
+    architecture (SIREN): every ``stride``-th pixel, at most :data:`EVAL_PIXELS`.  Videos: up to
+    :data:`EVAL_FRAMES` evenly spaced frames, on a pixel subset (pixelwise) or whole (NeRV).
     """
 
-    def __init__(self, arch, record, header, frames: np.ndarray, *, full: bool = False) -> None:
+    def __init__(self, arch, record, header, frames: np.ndarray, *, full: bool = False,
+                 backend: str = "numpy") -> None:
+        from .exact import get_ops
+
         self.arch, self.record, self.header = arch, record, header
+        self.ops = get_ops(backend)
         T, H, W = frames.shape[:3]
-        self.frames = frames
         if T == 1:
             self.ks = [0]
         else:
             n = T if full else min(T, EVAL_FRAMES)
             self.ks = sorted({int(round(i * (T - 1) / max(1, n - 1))) for i in range(n)})
-        self.coords: Optional[list[torch.Tensor]] = None
-        if arch.name == "siren":
-            per = H * W if full else min(H * W, max(1, EVAL_PIXELS // len(self.ks)))
-            stride = max(1, (H * W) // per)
-            self.idx = torch.arange(0, H * W, stride)
-            self.coords = [(image_coords(H, W) if header.media == 0 else video_frame_coords(k, T, H, W))[self.idx]
-                           for k in self.ks]
-            self.targets = [torch.tensor(frames[k].reshape(-1, 3))[self.idx].float() for k in self.ks]
+        self.idx: Optional[np.ndarray] = None
+        if arch.pixelwise and not full:
+            per = min(H * W, max(1, EVAL_PIXELS // len(self.ks)))
+            self.idx = np.arange(0, H * W, max(1, (H * W) // per), dtype=np.int64)
+        flat = [frames[k].reshape(-1, 3) for k in self.ks]
+        self.targets = [f if self.idx is None else f[self.idx] for f in flat]
 
-    @torch.no_grad()
-    def mse(self, model: torch.nn.Module) -> float:
-        """Mean squared error (8-bit scale) of ``model``'s decoded output on the evaluation set."""
-        model.eval()
+    def mse(self, program) -> float:
+        """Mean squared error (8-bit scale) of ``program``'s decoded output on the evaluation set."""
         total, count = 0.0, 0
-        for j, k in enumerate(self.ks):
-            if self.coords is not None:
-                out = torch.cat([to_uint8(model(c)).float() for c in self.coords[j].split(65536)])
-                d = out - self.targets[j]
-            else:
-                frame = self.arch.render(model, self.record, self.header, k)
-                d = torch.from_numpy(frame).float() - torch.tensor(self.frames[k]).float()
-            total += float((d * d).sum())
-            count += d.numel()
+        with self.ops.session():
+            for k, target in zip(self.ks, self.targets):
+                out = program.render_pixels(self.ops, k, self.idx)
+                d = out.astype(np.float64) - target
+                total += float(np.einsum("ij,ij->", d, d))
+                count += d.size
         return total / count
 
 
@@ -92,7 +86,7 @@ class Evaluator:
 class QuantProblem:
     """A fitted network and what a step choice costs: bytes (cached per tensor) and distortion."""
 
-    model: torch.nn.Module
+    model: Any                                    # the fitted torch module (its parameters are read)
     evaluator: Evaluator
     pixels: int                                   # T * H * W, to turn bytes into bpp
     overhead: int                                 # container bytes besides the tensor records
@@ -100,13 +94,14 @@ class QuantProblem:
     evals: int = 0
 
     def __post_init__(self) -> None:
-        params = [p.detach().cpu().numpy().ravel().astype(np.float64) for p in self.model.parameters()]
-        masks = list(self.masks) + [None] * (len(params) - len(self.masks))
-        self._full = params                       # every value, for the scratch network
-        self._values = [v if m is None else v[np.asarray(m, dtype=bool)] for v, m in zip(params, masks)]
+        params = list(self.model.parameters())
+        self._shapes = [tuple(p.shape) for p in params]
+        full = [p.detach().cpu().numpy().ravel().astype(np.float64) for p in params]
+        masks = list(self.masks) + [None] * (len(full) - len(self.masks))
+        self._full = full                         # every value (pruned ones are exactly 0)
+        self._values = [v if m is None else v[np.asarray(m, dtype=bool)] for v, m in zip(full, masks)]
         self._finest = [_finest_step(v) for v in self._values]
         self._rate: dict[tuple[int, int], int] = {}
-        self._scratch = copy.deepcopy(self.model).cpu()
 
     @property
     def n_tensors(self) -> int:
@@ -133,12 +128,12 @@ class QuantProblem:
         return (self.overhead + len(write_uvarint(len(steps)))
                 + sum(self.tensor_bytes(i, s) for i, s in enumerate(steps)))
 
-    def network(self, steps: Sequence[int]) -> torch.nn.Module:
-        """A scratch copy of the network holding the weights quantized with ``steps`` (reused)."""
-        with torch.no_grad():
-            for p, v, s in zip(self._scratch.parameters(), self._full, steps):
-                p.copy_(torch.from_numpy(quant.dequantize(quant.quantize(v, s), s)).view_as(p))
-        return self._scratch
+    def network(self, steps: Sequence[int]):
+        """The exact decoding program of the network quantized with ``steps``."""
+        ev = self.evaluator
+        tensors = [QTensor(quant.quantize(v, s).astype(np.int64).reshape(shape), s)
+                   for v, s, shape in zip(self._full, steps, self._shapes)]
+        return ev.arch.program(ev.record, ev.header, tensors)
 
     def mse(self, steps: Sequence[int]) -> float:
         """Distortion of the network quantized with ``steps`` (8-bit MSE on the evaluation set)."""

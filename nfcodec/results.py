@@ -95,6 +95,7 @@ class DecodeResult:
     frames: Optional[np.ndarray] = None   # (T', H, W, 3) uint8 (videos decoded in memory)
     indices: tuple[int, ...] = ()
     written: int = 0
+    backend: str = "numpy"                # the decoder backend that rendered it (numpy | torch)
 
     def save(self, path: PathLike, *, overwrite: bool = False) -> None:
         """Write the image (or the in-memory frames, as a video / PNG pattern) atomically."""

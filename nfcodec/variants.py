@@ -10,90 +10,78 @@ Two registries with stable wire ids (stored in ``NHDR``):
 
 A representation never touches bytes itself: it turns parameters into
 :class:`~nfcodec.bitstream.entropy.CodedTensor` (and :class:`~nfcodec.bitstream.masks.CodedMask`)
-lists and the bitstream layer codes them.  The decoder side (``materialize``) is pure: no
-training code (the masks come from :mod:`nfcodec.prune` on the encoder side only), no randomness.
+lists and the bitstream layer codes them.  Its decoder side (``materialize``) is pure and needs
+no torch: from the architecture's parameter shapes and the stream's chunks it returns one
+:class:`~nfcodec.exact.layers.QTensor` (integer symbols and a step index) per parameter, after
+checking every record header against the shapes and before decoding any entropy-coded word.
+``consumes`` lists the critical chunk types it reads; the decoder refuses a stream with any
+other critical payload chunk.  The encoder side (``export``) reads a fitted torch module's
+``parameters()`` (no torch import here).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import ClassVar, Optional, Protocol, Sequence
+from typing import Any, ClassVar, Optional, Protocol, Sequence
 
 import numpy as np
-import torch
 
 from . import quant
 from .bitstream import Chunk, CodedTensor, FormatError, decode_tensors, encode_tensors
 from .bitstream.masks import CodedMask, decode_masks, encode_masks
+from .exact.layers import QTensor
 from .registry import Registry
 
 __all__ = ["Representation", "Layout", "REPRESENTATIONS", "LAYOUTS", "DenseRepresentation", "PrunedRepresentation",
-           "SingleLayout"]
+           "SingleLayout", "quantized_tensors"]
+
+Shapes = Sequence[tuple[int, ...]]
 
 
 class Representation(Protocol):
     name: ClassVar[str]
     wire_id: ClassVar[int]
+    consumes: ClassVar[frozenset[bytes]]
 
-    def export(self, model: torch.nn.Module, steps: Sequence[int],
+    def export(self, model: Any, steps: Sequence[int],
                masks: Sequence[Optional[np.ndarray]] = ()) -> list[Chunk]: ...
 
-    def materialize(self, model: torch.nn.Module, chunks: Sequence[Chunk]) -> torch.nn.Module: ...
+    def materialize(self, shapes: Shapes, chunks: Sequence[Chunk]) -> list[QTensor]: ...
 
 
 class Layout(Protocol):
     name: ClassVar[str]
     wire_id: ClassVar[int]
     n_segments: ClassVar[int]
+    consumes: ClassVar[frozenset[bytes]]
 
 
 REPRESENTATIONS: Registry[Representation] = Registry("representation")
 LAYOUTS: Registry[Layout] = Registry("layout")
 
 
-def quantized_tensors(model: torch.nn.Module, steps: Sequence[int]) -> list[CodedTensor]:
+def _values(p: Any) -> np.ndarray:
+    """A torch parameter's values as a flat numpy array (duck-typed: no torch import)."""
+    return p.detach().cpu().numpy().ravel()
+
+
+def quantized_tensors(model: Any, steps: Sequence[int]) -> list[CodedTensor]:
     """Quantize every parameter (canonical ``parameters()`` order) with its step index."""
     params = list(model.parameters())
     if len(params) != len(steps):
         raise ValueError(f"{len(steps)} step indices for {len(params)} parameter tensors")
-    return [CodedTensor(i, s, quant.quantize(p.detach().cpu().numpy().ravel(), s))
-            for i, (p, s) in enumerate(zip(params, steps))]
+    return [CodedTensor(i, s, quant.quantize(_values(p), s)) for i, (p, s) in enumerate(zip(params, steps))]
 
 
-def load_quantized(model: torch.nn.Module, tensors: Sequence[CodedTensor],
-                   masks: Sequence[Optional[np.ndarray]] = ()) -> torch.nn.Module:
-    """Fill ``model``'s parameters from coded tensors, checking they match the architecture.
+def _only(chunks: Sequence[Chunk], ctype: bytes, what: str) -> Chunk:
+    found = [c for c in chunks if c.ctype == ctype]
+    if len(found) != 1:
+        raise FormatError(f"{what} stream needs exactly one {ctype.decode()} chunk, found {len(found)}")
+    return found[0]
 
-    Args:
-        masks: per parameter, None (the tensor holds every value) or a flat bool keep mask: the
-            tensor then holds only the kept values, in C order, and the others are zero.
 
-    Raises:
-        FormatError: wrong tensor count, order, symbol count or step index.
-    """
-    params = list(model.parameters())
-    masks = list(masks) or [None] * len(params)
-    if len(tensors) != len(params):
-        raise FormatError(f"TDAT holds {len(tensors)} tensors, the architecture has {len(params)}")
-    with torch.no_grad():
-        for i, (t, p, m) in enumerate(zip(tensors, params, masks)):
-            if t.index != i:
-                raise FormatError(f"TDAT tensor #{i} has index {t.index}, expected {i}")
-            if m is None and t.symbols.size != p.numel():
-                raise FormatError(f"TDAT tensor {i} has {t.symbols.size} values, the architecture needs {p.numel()}")
-            if not 0 <= t.step < quant.N_STEPS:
-                raise FormatError(f"TDAT tensor {i}: step index {t.step} outside [0, {quant.N_STEPS - 1}]")
-            values = quant.dequantize(t.symbols, t.step)
-            if m is not None:
-                kept = int(np.count_nonzero(m))
-                if m.size != p.numel():
-                    raise FormatError(f"MASK of tensor {i} has {m.size} bits, the architecture needs {p.numel()}")
-                if t.symbols.size != kept:
-                    raise FormatError(f"TDAT tensor {i} has {t.symbols.size} values, its MASK keeps {kept}")
-                full = np.zeros(p.numel(), np.float32)
-                full[m] = values
-                values = full
-            p.copy_(torch.from_numpy(values).view_as(p))
-    return model
+def _qtensor(t: CodedTensor, shape: tuple[int, ...]) -> QTensor:
+    return QTensor(np.asarray(t.symbols, dtype=np.int64).reshape(shape), t.step)
 
 
 @dataclass(frozen=True)
@@ -103,20 +91,19 @@ class DenseRepresentation:
     name: ClassVar[str] = "dense"
     wire_id: ClassVar[int] = 0
 
-    def export(self, model: torch.nn.Module, steps: Sequence[int],
+    consumes: ClassVar[frozenset[bytes]] = frozenset({b"TDAT"})
+
+    def export(self, model: Any, steps: Sequence[int],
                masks: Sequence[Optional[np.ndarray]] = ()) -> list[Chunk]:
         if any(m is not None for m in masks):
             raise ValueError("the dense representation stores no masks; use representation='pruned'")
         return [Chunk(b"TDAT", encode_tensors(quantized_tensors(model, steps)))]
 
-    def materialize(self, model: torch.nn.Module, chunks: Sequence[Chunk]) -> torch.nn.Module:
-        tdat = [c for c in chunks if c.ctype == b"TDAT"]
-        if len(tdat) != 1:
-            raise FormatError(f"dense stream needs exactly one TDAT chunk, found {len(tdat)}")
-        if any(c.ctype == b"MASK" for c in chunks):
-            raise FormatError("dense stream has a MASK chunk (only NHDR.representation=1, pruned, uses masks)")
-        n_values = sum(p.numel() for p in model.parameters())
-        return load_quantized(model, decode_tensors(tdat[0].data, max_symbols=n_values))
+    def materialize(self, shapes: Shapes, chunks: Sequence[Chunk]) -> list[QTensor]:
+        tdat = _only(chunks, b"TDAT", "dense")
+        sizes = [math.prod(s) for s in shapes]
+        tensors = decode_tensors(tdat.data, max_symbols=sum(sizes), expect=sizes)
+        return [_qtensor(t, shape) for t, shape in zip(tensors, shapes)]
 
 
 @dataclass(frozen=True)
@@ -134,8 +121,9 @@ class PrunedRepresentation:
 
     name: ClassVar[str] = "pruned"
     wire_id: ClassVar[int] = 1
+    consumes: ClassVar[frozenset[bytes]] = frozenset({b"MASK", b"TDAT"})
 
-    def export(self, model: torch.nn.Module, steps: Sequence[int],
+    def export(self, model: Any, steps: Sequence[int],
                masks: Sequence[Optional[np.ndarray]] = ()) -> list[Chunk]:
         params = list(model.parameters())
         if len(masks) != len(params):
@@ -145,7 +133,7 @@ class PrunedRepresentation:
             raise ValueError(f"{len(steps)} step indices for {len(params)} parameter tensors")
         coded_masks, tensors = [], []
         for i, (p, s, m) in enumerate(zip(params, steps, masks)):
-            values = p.detach().cpu().numpy().ravel()
+            values = _values(p)
             if m is not None:
                 m = np.asarray(m, dtype=bool).reshape(-1)
                 if m.size != values.size:
@@ -155,18 +143,22 @@ class PrunedRepresentation:
             tensors.append(CodedTensor(i, s, quant.quantize(values, s)))
         return [Chunk(b"MASK", encode_masks(coded_masks)), Chunk(b"TDAT", encode_tensors(tensors))]
 
-    def materialize(self, model: torch.nn.Module, chunks: Sequence[Chunk]) -> torch.nn.Module:
-        mask_chunks = [c for c in chunks if c.ctype == b"MASK"]
-        tdat = [c for c in chunks if c.ctype == b"TDAT"]
-        if len(mask_chunks) != 1 or len(tdat) != 1:
-            raise FormatError(f"pruned stream needs exactly one MASK and one TDAT chunk, "
-                              f"found {len(mask_chunks)} and {len(tdat)}")
-        params = list(model.parameters())
-        sizes = [p.numel() for p in params]
-        masks: list[Optional[np.ndarray]] = [None] * len(params)
-        for cm in decode_masks(mask_chunks[0].data, sizes=sizes, max_bits=sum(sizes)):
+    def materialize(self, shapes: Shapes, chunks: Sequence[Chunk]) -> list[QTensor]:
+        mask_chunk, tdat = _only(chunks, b"MASK", "pruned"), _only(chunks, b"TDAT", "pruned")
+        sizes = [math.prod(s) for s in shapes]
+        masks: list[Optional[np.ndarray]] = [None] * len(shapes)
+        for cm in decode_masks(mask_chunk.data, sizes=sizes, max_bits=sum(sizes)):
             masks[cm.index] = cm.flat
-        return load_quantized(model, decode_tensors(tdat[0].data, max_symbols=sum(sizes)), masks)
+        kept = [size if m is None else int(np.count_nonzero(m)) for size, m in zip(sizes, masks)]
+        out = []
+        for t, shape, m in zip(decode_tensors(tdat.data, max_symbols=sum(kept), expect=kept), shapes, masks):
+            if m is None:
+                out.append(_qtensor(t, shape))
+                continue
+            full = np.zeros(m.size, np.int64)
+            full[m] = t.symbols
+            out.append(QTensor(full.reshape(shape), t.step))
+        return out
 
 
 @dataclass(frozen=True)
@@ -176,6 +168,7 @@ class SingleLayout:
     name: ClassVar[str] = "single"
     wire_id: ClassVar[int] = 0
     n_segments: ClassVar[int] = 1
+    consumes: ClassVar[frozenset[bytes]] = frozenset()
 
 
 REPRESENTATIONS.register(DenseRepresentation())

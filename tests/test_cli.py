@@ -70,7 +70,7 @@ def test_quiet_prints_nothing(tmp_path, run, encoded):
 def test_info_lists_header_and_chunks(run, encoded):
     r = run("info", str(encoded))
     assert r.exit_code == 0
-    assert re.search(r"nfc v1\.0, \d+ bytes, [\d.]+ bpp", r.stdout)
+    assert re.search(r"nfc v2\.0, \d+ bytes, [\d.]+ bpp", r.stdout)
     for word in ("width          32", "arch           0 (siren)", "NHDR", "ARCH", "TDAT", "meTA", "NEND"):
         assert word in r.stdout
     verbose = run("info", "-v", str(encoded)).stdout

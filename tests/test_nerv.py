@@ -9,7 +9,8 @@ import torch
 from nfcodec.bitstream import StreamHeader
 from nfcodec.config import ModelConfig
 from nfcodec.errors import ConfigError
-from nfcodec.models import ARCHS, MAX_NERV_MLP_WEIGHTS
+from nfcodec.archs import ARCHS
+from nfcodec.archs.nerv import MAX_NERV_MLP_WEIGHTS
 from nfcodec.models.nerv import Nerv, block_channels, nerv_layout, positional_encoding
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from nfcodec.bitstream import ENTROPY_MODELS, headers
 from nfcodec.errors import ConfigError, UnsupportedFeatureError
-from nfcodec.models import ARCHS
+from nfcodec.archs import ARCHS
 from nfcodec.variants import LAYOUTS, REPRESENTATIONS
 
 

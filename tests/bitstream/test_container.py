@@ -40,7 +40,7 @@ def _ends(data: bytes) -> list[int]:
 def test_round_trip(chunks, data):
     container = read_container(data)
     assert container.chunks == tuple(chunks)
-    assert (container.version, container.truncated, container.skipped) == ((1, 0), False, ())
+    assert (container.version, container.truncated, container.skipped) == ((2, 0), False, ())
     assert container.nbytes == len(data)
     assert [c.offset for c in container.chunks] == [10, *_ends(data)[:-1]]
     assert [(c.name, c.critical) for c in container.chunks][:3] == [("NHDR", True), ("ARCH", True), ("meTA", False)]
@@ -175,8 +175,13 @@ def test_wrong_magic(head, data):
 
 
 def test_future_major_version_rejected(data):
-    with pytest.raises(UnsupportedVersionError, match=r"version 2\.0 not supported"):
-        read_container(data[:8] + b"\x02\x00" + data[10:])
+    with pytest.raises(UnsupportedVersionError, match=r"version 3\.0 not supported \(this reader reads major versions 1, 2\)"):
+        read_container(data[:8] + b"\x03\x00" + data[10:])
+
+
+def test_both_majors_are_read(chunks):
+    assert read_container(write_container(chunks, version=(1, 0))).version == (1, 0)
+    assert read_container(write_container(chunks)).version == (2, 0)
 
 
 def test_higher_minor_version_accepted(chunks):
@@ -231,5 +236,5 @@ def test_chunk_type_must_be_four_letters(ctype):
 
 
 def test_writer_refuses_unknown_major(chunks):
-    with pytest.raises(ValueError, match="cannot write version 2.0"):
-        write_container(chunks, version=(2, 0))
+    with pytest.raises(ValueError, match="cannot write version 3.0"):
+        write_container(chunks, version=(3, 0))

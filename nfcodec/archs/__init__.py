@@ -1,0 +1,71 @@
+"""Architectures: the ``ARCHS`` registry maps names and wire ids to :class:`ArchSpec` entries.
+
+An architecture is one module of this package plus its registration.  Its spec holds
+
+* decoder hooks (no torch): ``check`` (record vs stream header), ``param_shapes`` (the canonical
+  parameter order), ``costs`` (per-frame multiply-adds and peak activation bytes, for the
+  decoder's limits), and ``program`` (the exact decoding program of format 2.0, run by the
+  numpy and torch backends of :mod:`nfcodec.exact`);
+* encoder hooks: ``make_record`` (settings + header -> wire record), ``build`` (an empty torch
+  module to fit, imported lazily), ``sampler`` (training batches) and ``legacy_render`` (the
+  float32 renderer of format 1.x files).
+
+The decoder never infers hyper-parameters from tensor shapes: shapes come from the record and
+are checked against the file.  ``tests/test_registry.py`` pins the wire ids and runs every
+registered architecture x representation through the codec.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+
+from ..registry import Registry
+
+__all__ = ["ARCHS", "ArchSpec", "Costs", "param_count"]
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What rendering one frame costs, computed from the records alone (nothing allocated).
+
+    Attributes:
+        macs: multiply-adds of one frame.
+        peak_bytes: largest working memory of one frame in the reference backends (feature
+            maps, tiles and the output frame).
+    """
+
+    macs: int
+    peak_bytes: int
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One architecture: its wire id, wire record class and the hooks listed in the module doc."""
+
+    name: str
+    wire_id: int
+    record_cls: type
+    make_record: Callable[[Any, Any], Any]                 # (model config, header) -> wire record
+    check: Callable[[Any, Any], None]                      # record vs header; FormatError
+    param_shapes: Callable[[Any], list[tuple[int, ...]]]   # record -> canonical parameter shapes
+    costs: Callable[[Any, Any], Costs]                     # (record, header) -> per-frame costs
+    program: Callable[[Any, Any, Sequence[Any]], Any]      # (record, header, QTensors) -> exact program
+    build: Callable[[Any], Any]                            # record -> empty torch module (encoder, legacy)
+    sampler: Callable[[Any, np.ndarray, Any, Any], Any]    # encoder: training batches
+    legacy_render: Callable[[Any, Any, Any, int], np.ndarray]  # format 1.x float32 renderer
+    pixelwise: bool = False     # pixels render independently (a subset costs only its pixels)
+
+    kind: ClassVar[str] = "architecture"
+
+
+def param_count(shapes: Sequence[tuple[int, ...]]) -> int:
+    """Total number of parameters (Python ints: no overflow for absurd records)."""
+    return sum(math.prod(s) for s in shapes)
+
+
+ARCHS: Registry[ArchSpec] = Registry("architecture")
+
+from . import nerv, siren  # noqa: E402,F401  (each module registers itself)

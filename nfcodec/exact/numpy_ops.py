@@ -1,0 +1,221 @@
+"""The numpy backend of the exact arithmetic (the reference decoder: no torch).
+
+Work is split into row tiles that run on a small thread pool (numpy releases the GIL in its
+kernels), with numpy's BLAS held to one thread inside the pool so the two levels of
+parallelism do not fight.  Tiles and threads change only the speed: every step is exact or
+elementwise (:mod:`.layers`), so the pixels are the same for any tile size or thread count.
+
+GEMMs run in float32 when the layer's bound proves every partial sum stays below 2**24 (for a
+convolution the bound uses the actual largest input of the frame), otherwise in float64
+(exact below 2**53, which the file guarantees).  A BLAS GEMM only multiplies and adds its
+operands, so any blocking, SIMD width or FMA use gives the exact integer.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from . import tables as T
+from .layers import Layer
+
+__all__ = ["NumpyOps"]
+
+_TILE_VALUES = 1 << 17       # activations per tile (rows x width): ~1 MiB of float64
+_CONV_TILE_VALUES = 1 << 19  # im2col values per convolution tile
+
+
+def _workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+@contextlib.contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """Hold numpy's BLAS to one thread while our own threads run tiles (threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency; speed only, never results
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+class NumpyOps:
+    """Primitives of the exact arithmetic on numpy arrays (see :mod:`nfcodec.exact.program`)."""
+
+    name = "numpy"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or _workers()
+        self._pool: ThreadPoolExecutor | None = None
+        self._active = False
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ plumbing
+    @contextlib.contextmanager
+    def session(self) -> Iterator["NumpyOps"]:
+        """Thread pool and BLAS settings for one decode (frames rendered inside share them;
+        re-entrant: a nested session reuses the outer one)."""
+        if self.workers == 1 or self._active:
+            yield self
+            return
+        self._active = True
+        try:
+            with _single_threaded_blas(), ThreadPoolExecutor(self.workers) as pool:
+                self._pool = pool
+                yield self
+        finally:
+            self._pool, self._active = None, False
+
+    def _map(self, fn: Callable[[int, int], None], n: int, tile: int) -> None:
+        spans = [(r0, min(n, r0 + tile)) for r0 in range(0, n, tile)]
+        if self._pool is None or len(spans) == 1:
+            for r0, r1 in spans:
+                fn(r0, r1)
+        else:
+            for f in [self._pool.submit(fn, r0, r1) for r0, r1 in spans]:
+                f.result()
+
+    @staticmethod
+    def asarray(a: np.ndarray) -> np.ndarray:
+        return np.asarray(a)
+
+    @staticmethod
+    def to_numpy(a: np.ndarray) -> np.ndarray:
+        return np.asarray(a)
+
+    # ------------------------------------------------------------------ the arithmetic
+    @staticmethod
+    def _gemm(layer: Layer, x: np.ndarray, x_max: float | None = None) -> np.ndarray:
+        """Exact ``q @ x`` (``x``: ``(fan_in, n)``) as a fresh, writable float64 array."""
+        if layer.f32_exact(x_max):
+            q = layer.cached("np32", lambda: layer.q.astype(np.float32))
+            return (q @ x.astype(np.float32, copy=False)).astype(np.float64)
+        return layer.q @ x.astype(np.float64, copy=False)
+
+    @staticmethod
+    def _activate(layer: Layer, acc: np.ndarray) -> np.ndarray:
+        """The affine step and the activation, in place on ``acc`` (``(out, n)`` float64)."""
+        np.multiply(acc, layer.alpha, out=acc)
+        acc += layer.beta
+        if layer.act == "sine":
+            k = acc.view(np.int64)              # v - M = rne(phase): its low 16 bits index SIN
+            k &= T.SIN_SIZE - 1
+            return np.take(T.sine_table_f64(), k)
+        if layer.act == "gelu":
+            np.clip(acc, T.ROUND_MAGIC, T.ROUND_MAGIC + (2 * T.GELU_HALF - 1), out=acc)
+            k = acc.view(np.int64)
+            k &= 2 * T.GELU_HALF - 1
+            return np.take(T.gelu_table_f64(), k)
+        np.clip(acc, 0, 255, out=acc)
+        np.rint(acc, out=acc)
+        return acc.astype(np.uint8)
+
+    def _scratch(self, slot: int, shape: tuple[int, int], dtype=np.float64) -> np.ndarray:
+        """Thread-local work buffer ``slot`` viewed as ``shape`` (no allocation per tile: large
+        temporaries would each cost an mmap and page faults).  Slots 0 and 1 hold float64
+        activations; 2 and 3 the float32 copies of the float32 GEMM path."""
+        bufs = self._local.__dict__.setdefault("bufs", {})
+        size = shape[0] * shape[1]
+        buf = bufs.get(slot)
+        if buf is None or buf.size < size:
+            buf = bufs[slot] = np.empty(size, dtype)
+        return buf[:size].reshape(shape)
+
+    def _dense_gemm(self, layer: Layer, x: np.ndarray, acc: np.ndarray) -> None:
+        """Exact ``acc = q @ x`` into a float64 buffer (the method only changes the speed)."""
+        q = layer.q
+        if q.shape[1] <= 4:                      # coordinates: a few exact products and sums
+            np.multiply(q[:, :1], x[:1], out=acc)
+            for j in range(1, q.shape[1]):
+                acc += q[:, j:j + 1] * x[j:j + 1]
+            return
+        if layer.f32_exact():
+            q32 = layer.cached("np32", lambda: q.astype(np.float32))
+            x32 = self._scratch(2, x.shape, np.float32)
+            x32[...] = x
+            acc32 = self._scratch(3, acc.shape, np.float32)
+            np.matmul(q32, x32, out=acc32)
+            acc[...] = acc32
+            return
+        np.matmul(q, x.astype(np.float64, copy=False), out=acc)
+
+    def dense(self, layer: Layer, x: np.ndarray) -> np.ndarray:
+        """``(in, n)`` integer activations -> ``(out, n)`` (float64 integers, or uint8 for ``out8``).
+
+        The result of a ``sine``/``gelu`` layer lives in a scratch buffer of the calling thread,
+        valid until the thread's next-but-one ``dense`` call (enough for a chain of layers)."""
+        bufs = self._local.__dict__.get("bufs", {})
+        xi = next((i for i in (0, 1) if i in bufs and np.may_share_memory(x, bufs[i])), None)
+        ai = 1 if xi == 0 else 0
+        acc = self._scratch(ai, (layer.out_features, x.shape[1]))
+        self._dense_gemm(layer, x, acc)
+        np.multiply(acc, layer.alpha, out=acc)
+        acc += layer.beta
+        if layer.act == "out8":
+            np.clip(acc, 0, 255, out=acc)
+            np.rint(acc, out=acc)
+            return acc.astype(np.uint8)
+        if layer.act == "sine":
+            k = acc.view(np.int64)
+            k &= T.SIN_SIZE - 1
+            table = T.sine_table_f64()
+        else:
+            np.clip(acc, T.ROUND_MAGIC, T.ROUND_MAGIC + (2 * T.GELU_HALF - 1), out=acc)
+            k = acc.view(np.int64)
+            k &= 2 * T.GELU_HALF - 1
+            table = T.gelu_table_f64()
+        out = self._scratch(1 - ai, acc.shape)
+        np.take(table, k, out=out, mode="clip")      # indices are in range: 'clip' skips buffering
+        return out
+
+    def dense_rows(self, n: int, width: int, fn: Callable[[int, int], np.ndarray], out_cols: int,
+                   dtype=np.uint8) -> np.ndarray:
+        """Run ``fn(r0, r1) -> (out_cols, r1 - r0)`` over column tiles of ``[0, n)`` into ``(n, out_cols)``."""
+        out = np.empty((n, out_cols), dtype)
+        tile = max(64, _TILE_VALUES // max(1, width))
+
+        def run(r0: int, r1: int) -> None:
+            out[r0:r1] = fn(r0, r1).T
+
+        self._map(run, n, tile)
+        return out
+
+    def conv(self, layer: Layer, x: np.ndarray, factor: int = 1, *, crop: tuple[int, int] | None = None
+             ) -> np.ndarray:
+        """Zero-padded ``k x k`` convolution of ``(C, H, W)`` integer activations, the activation,
+        then pixel shuffle by ``factor``: ``(out / f^2, H f, W f)``.  ``out8`` layers return the
+        ``(rows, cols, 3)`` uint8 window ``crop`` of the frame instead."""
+        c, h, w = x.shape
+        k, p = layer.kernel, layer.kernel // 2
+        x_max = float(np.abs(x).max(initial=0))
+        dtype = np.float32 if layer.f32_exact(x_max) else np.float64
+        xp = np.pad(x.astype(dtype, copy=False), ((0, 0), (p, p), (p, p)))
+        o = layer.out_features
+        if crop is not None:
+            rows, cols = crop
+            result = np.empty((rows, cols, 3), np.uint8)
+        else:
+            rows, cols = h, w
+            result = np.empty((o // (factor * factor), h * factor, w * factor), np.float64)
+        tile = max(1, _CONV_TILE_VALUES // max(1, c * k * k * cols))
+
+        def run(r0: int, r1: int) -> None:
+            win = sliding_window_view(xp[:, r0:r1 + 2 * p, :cols + 2 * p], (k, k), axis=(1, 2))
+            col = np.ascontiguousarray(win.transpose(0, 3, 4, 1, 2)).reshape(c * k * k, -1)
+            y = self._activate(layer, self._gemm(layer, col, x_max))
+            if crop is not None:
+                result[r0:r1] = y.reshape(3, r1 - r0, cols).transpose(1, 2, 0)
+                return
+            f = factor
+            y = y.reshape(o // (f * f), f, f, r1 - r0, cols)           # (c, a, b, y, x)
+            result[:, r0 * f:r1 * f, :] = y.transpose(0, 3, 1, 4, 2).reshape(o // (f * f), (r1 - r0) * f, cols * f)
+
+        self._map(run, rows, tile)
+        return result
