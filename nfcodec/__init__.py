@@ -44,6 +44,8 @@ _LAZY = {
     "OutputExistsError": "nfcodec.errors",
     "UnsupportedFeatureError": "nfcodec.errors",
     "LimitError": "nfcodec.errors",
+    "BitstreamError": "nfcodec.errors",
+    "FormatError": "nfcodec.errors",
     "DecodeLimits": "nfcodec.decoder",
 }
 

@@ -52,7 +52,7 @@ class DecodeLimits:
     max_params: int = 2**25
     max_frame_macs: int = 2**38
     max_peak_bytes: int = 2**31
-    min_bpp: float = 2.0**-14
+    min_bpp: float = 2.0**-12
     max_output_bytes: int = 2**32
 
     @classmethod
@@ -122,19 +122,6 @@ def _check_consumed(container: Container, rep: Any, layout: Any) -> None:
             raise UnsupportedFeatureError(
                 f"critical chunk {c.name} at offset {c.offset} is not used by a {rep.name} stream with "
                 f"layout {layout.name}: this decoder cannot decode it correctly")
-
-
-def _check_single_segment(container: Container) -> None:
-    """A single-layout stream may carry one SEGM chunk, and it must say 'whole segment 0'."""
-    from .bitstream import SegmentHeader
-
-    segs = [c for c in container.chunks if c.ctype == b"SEGM"]
-    if len(segs) > 1:
-        raise FormatError(f"layout single: {len(segs)} SEGM chunks, at most one is allowed")
-    if segs:
-        seg = SegmentHeader.unpack(segs[0].data)
-        if (seg.index, seg.kind) != (0, 0):
-            raise FormatError(f"layout single: SEGM index {seg.index} kind {seg.kind}, must be segment 0 of kind whole")
 
 
 def _check_limits(arch: ArchSpec, record: Any, header: StreamHeader, shapes: Sequence[tuple[int, ...]],
@@ -222,7 +209,7 @@ def open_stream(data: bytes, *, backend: str = "auto", device: Optional[str] = N
     layout = LAYOUTS.by_id(header.layout)
     arch.check(record, header)
     _check_consumed(container, rep, layout)
-    _check_single_segment(container)
+    layout.check(container.chunks)
     shapes = arch.param_shapes(record)
     _check_limits(arch, record, header, shapes, len(data), limits)
     name = choose_backend(backend, container.version, device)

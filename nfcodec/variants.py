@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Optional, Protocol, Sequence
 import numpy as np
 
 from . import quant
-from .bitstream import Chunk, CodedTensor, FormatError, decode_tensors, encode_tensors
+from .bitstream import Chunk, CodedTensor, FormatError, SegmentHeader, decode_tensors, encode_tensors
 from .bitstream.masks import CodedMask, decode_masks, encode_masks
 from .exact.layers import QTensor
 from .registry import Registry
@@ -54,6 +54,8 @@ class Layout(Protocol):
     wire_id: ClassVar[int]
     n_segments: ClassVar[int]
     consumes: ClassVar[frozenset[bytes]]
+
+    def check(self, chunks: Sequence[Chunk]) -> None: ...
 
 
 REPRESENTATIONS: Registry[Representation] = Registry("representation")
@@ -168,7 +170,18 @@ class SingleLayout:
     name: ClassVar[str] = "single"
     wire_id: ClassVar[int] = 0
     n_segments: ClassVar[int] = 1
-    consumes: ClassVar[frozenset[bytes]] = frozenset()
+    consumes: ClassVar[frozenset[bytes]] = frozenset({b"SEGM"})
+
+    def check(self, chunks: Sequence[Chunk]) -> None:
+        """At most one SEGM chunk, and it must say "whole segment 0" (format 1.0 allowed it)."""
+        segs = [c for c in chunks if c.ctype == b"SEGM"]
+        if len(segs) > 1:
+            raise FormatError(f"layout single: {len(segs)} SEGM chunks, at most one is allowed")
+        if segs:
+            seg = SegmentHeader.unpack(segs[0].data)
+            if (seg.index, seg.kind) != (0, 0):
+                raise FormatError(f"layout single: SEGM index {seg.index} kind {seg.kind}, "
+                                  "must be segment 0 of kind whole")
 
 
 REPRESENTATIONS.register(DenseRepresentation())

@@ -118,8 +118,9 @@ class NervProgram:
         r = self.record
         x = ops.dense(self.mlp[1], ops.dense(self.mlp[0], ops.asarray(self.encoding(k))))
         x = x.reshape(r.c1, r.h0, r.w0)
-        for layer, factor in self.blocks:
-            x = ops.conv(layer, x, factor)
+        kernels = [layer.kernel for layer, _ in self.blocks[1:]] + [self.head.kernel]
+        for (layer, factor), nxt in zip(self.blocks, kernels):
+            x = ops.conv(layer, x, factor, next_kernel=nxt)
         return ops.conv(self.head, x, crop=(self.height, self.width))
 
 

@@ -19,18 +19,21 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from . import tables as T
+from .convgeom import conv_geometry, padded_shape
 from .layers import Layer
 
 __all__ = ["NumpyOps"]
 
 _TILE_VALUES = 1 << 17       # activations per tile (rows x width): ~1 MiB of float64
-_CONV_TILE_VALUES = 1 << 19  # im2col values per convolution tile
 
 
 def _workers() -> int:
+    """Worker threads: ``NFCODEC_THREADS`` if set, else the CPU count (at most 8)."""
+    env = os.environ.get("NFCODEC_THREADS", "")
+    if env.strip().isdigit() and int(env) > 0:
+        return min(64, int(env))
     return max(1, min(8, os.cpu_count() or 1))
 
 
@@ -187,35 +190,74 @@ class NumpyOps:
         self._map(run, n, tile)
         return out
 
-    def conv(self, layer: Layer, x: np.ndarray, factor: int = 1, *, crop: tuple[int, int] | None = None
-             ) -> np.ndarray:
+    def conv(self, layer: Layer, x: np.ndarray, factor: int = 1, *, crop: tuple[int, int] | None = None,
+             next_kernel: int = 0) -> np.ndarray:
         """Zero-padded ``k x k`` convolution of ``(C, H, W)`` integer activations, the activation,
         then pixel shuffle by ``factor``: ``(out / f^2, H f, W f)``.  ``out8`` layers return the
-        ``(rows, cols, 3)`` uint8 window ``crop`` of the frame instead."""
-        c, h, w = x.shape
-        k, p = layer.kernel, layer.kernel // 2
-        x_max = float(np.abs(x).max(initial=0))
-        dtype = np.float32 if layer.f32_exact(x_max) else np.float64
-        xp = np.pad(x.astype(dtype, copy=False), ((0, 0), (p, p), (p, p)))
-        o = layer.out_features
-        if crop is not None:
-            rows, cols = crop
-            result = np.empty((rows, cols, 3), np.uint8)
+        ``(rows, cols, 3)`` uint8 window ``crop`` of the frame instead (see :mod:`.convgeom`).
+
+        ``x`` may also be a :class:`Padded` map (what this method returns when ``next_kernel`` is
+        set: the output already laid out, zero-padded, for the next convolution)."""
+        padded = x if isinstance(x, Padded) else None
+        c, h, w = padded.shape if padded is not None else x.shape
+        o, f = layer.out_features, factor
+        g = conv_geometry(c, o, h, w, layer.kernel, crop)
+        if padded is not None and padded.kernel == layer.kernel:
+            xp = padded.array
         else:
-            rows, cols = h, w
-            result = np.empty((o // (factor * factor), h * factor, w * factor), np.float64)
-        tile = max(1, _CONV_TILE_VALUES // max(1, c * k * k * cols))
+            src = padded.interior() if padded is not None else x
+            xp = np.zeros(padded_shape(c, h, w, layer.kernel))
+            xp[:, g.pad:g.pad + h, g.pad:g.pad + w] = src
+        f32 = layer.f32_exact(max(float(xp.max(initial=0)), -float(xp.min(initial=0))))
+        dtype = np.float32 if f32 else np.float64
+        flat = xp.reshape(c, -1).astype(dtype, copy=False)
+        taps = layer.cached(f"taps:{np.dtype(dtype).name}", lambda: [
+            np.ascontiguousarray(layer.q.reshape(o, c, g.kernel * g.kernel)[:, :, t], dtype=dtype)
+            for t in range(g.kernel * g.kernel)])
+        oc, oh, ow = o // (f * f), h * f, w * f
+        if crop is not None:
+            result = np.empty((g.rows, g.cols, 3), np.uint8)
+            view = result
+        elif next_kernel:
+            out = Padded(np.zeros(padded_shape(oc, oh, ow, next_kernel)), next_kernel, (oc, oh, ow))
+            view = out.interior()
+        else:
+            view = out = np.empty((oc, oh, ow), np.float64)
 
         def run(r0: int, r1: int) -> None:
-            win = sliding_window_view(xp[:, r0:r1 + 2 * p, :cols + 2 * p], (k, k), axis=(1, 2))
-            col = np.ascontiguousarray(win.transpose(0, 3, 4, 1, 2)).reshape(c * k * k, -1)
-            y = self._activate(layer, self._gemm(layer, col, x_max))
+            n = (r1 - r0) * g.wp
+            acc = self._scratch(0, (o, n))
+            part = acc if not f32 else self._scratch(3, (o, n), np.float32)
+            tmp = self._scratch(1 if not f32 else 2, (o, n), dtype)
+            base = r0 * g.wp
+            for t, off in enumerate(g.offsets):
+                src = flat[:, base + off:base + off + n]
+                if t == 0:
+                    np.matmul(taps[0], src, out=part)
+                else:
+                    np.matmul(taps[t], src, out=tmp)
+                    part += tmp
+            if f32:
+                acc[...] = part
+            y = self._activate(layer, acc).reshape(-1, r1 - r0, g.wp)[:, :, :g.cols]
             if crop is not None:
-                result[r0:r1] = y.reshape(3, r1 - r0, cols).transpose(1, 2, 0)
+                view[r0:r1] = y.transpose(1, 2, 0)
                 return
-            f = factor
-            y = y.reshape(o // (f * f), f, f, r1 - r0, cols)           # (c, a, b, y, x)
-            result[:, r0 * f:r1 * f, :] = y.transpose(0, 3, 1, 4, 2).reshape(o // (f * f), (r1 - r0) * f, cols * f)
+            y = y.reshape(oc, f, f, r1 - r0, g.cols)           # (c, a, b, y, x)
+            # pixel shuffle: out[c, f y + a, f x + b] = y[c, a, b, y, x], one strided copy
+            view[:, r0 * f:r1 * f, :].reshape(oc, r1 - r0, f, g.cols, f)[...] = y.transpose(0, 3, 1, 4, 2)
 
-        self._map(run, rows, tile)
-        return result
+        self._map(run, g.rows, g.band)
+        return result if crop is not None else out
+
+
+class Padded:
+    """A feature map stored zero-padded for a ``kernel x kernel`` convolution (``convgeom``)."""
+
+    def __init__(self, array: np.ndarray, kernel: int, shape: tuple[int, int, int]) -> None:
+        self.array, self.kernel, self.shape = array, kernel, shape
+
+    def interior(self) -> np.ndarray:
+        c, h, w = self.shape
+        p = self.kernel // 2
+        return self.array[:, p:p + h, p:p + w]

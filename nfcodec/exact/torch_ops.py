@@ -3,8 +3,8 @@
 Only operations that are exact or correctly rounded elementwise are used: GEMMs on exact
 integers (float64, or float32 when a bound proves it exact; TF32 is never allowed), one
 multiply and one add in float64 as separate kernels (no ``addcmul``, no fused multiply-add),
-floor/truncation, integer masks and table gathers.  Convolutions are ``unfold`` + GEMM rather
-than ``conv2d``, whose library algorithms (Winograd, FFT) are not exact.
+integer masks and table gathers.  Convolutions are sums of GEMMs (:mod:`.convgeom`) rather than
+``conv2d``, whose library algorithms (Winograd, FFT, TF32) are not exact.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import tables as T
+from .convgeom import conv_geometry, padded_shape
 from .layers import Layer
 
 __all__ = ["TorchOps"]
@@ -101,30 +101,34 @@ class TorchOps:
             out[r0:r1] = self.to_numpy(fn(r0, r1)).T
         return out
 
-    def conv(self, layer: Layer, x: torch.Tensor, factor: int = 1, *, crop: tuple[int, int] | None = None
-             ) -> torch.Tensor | np.ndarray:
+    def conv(self, layer: Layer, x: torch.Tensor, factor: int = 1, *, crop: tuple[int, int] | None = None,
+             next_kernel: int = 0) -> torch.Tensor | np.ndarray:
+        """As :meth:`NumpyOps.conv <nfcodec.exact.numpy_ops.NumpyOps.conv>` (``next_kernel`` is a hint
+        this backend ignores: it pads each input itself)."""
         c, h, w = x.shape
-        k, p = layer.kernel, layer.kernel // 2
-        x_max = float(x.abs().max()) if x.numel() else 0.0
+        o, f = layer.out_features, factor
+        g = conv_geometry(c, o, h, w, layer.kernel, crop, band_values=_CONV_TILE_VALUES)
+        x_max = max(float(x.max()), -float(x.min())) if x.numel() else 0.0
         dtype = torch.float32 if layer.f32_exact(x_max) else torch.float64
-        xp = F.pad(x.to(dtype)[None], (p, p, p, p))
-        o = layer.out_features
+        xp = torch.zeros(padded_shape(c, h, w, layer.kernel), dtype=dtype, device=self.device)
+        xp[:, g.pad:g.pad + h, g.pad:g.pad + w] = x
+        flat = xp.reshape(c, -1)
+        q = self._weights(layer, dtype == torch.float32).reshape(o, c, g.kernel * g.kernel)
+        taps = [q[:, :, t].contiguous() for t in range(g.kernel * g.kernel)]
+        oc = o // (f * f)
         if crop is not None:
-            rows, cols = crop
-            result = np.empty((rows, cols, 3), np.uint8)
+            result = np.empty((g.rows, g.cols, 3), np.uint8)
         else:
-            rows, cols = h, w
-            result = torch.empty((o // (factor * factor), h * factor, w * factor), dtype=torch.float64,
-                                 device=self.device)
-        tile = max(1, _CONV_TILE_VALUES // max(1, c * k * k * cols))
-        for r0 in range(0, rows, tile):
-            r1 = min(rows, r0 + tile)
-            col = F.unfold(xp[:, :, r0:r1 + 2 * p, :cols + 2 * p], k)[0]     # (c k k, (r1-r0) cols)
-            y = self._activate(layer, self._gemm(layer, col, x_max))
+            result = torch.empty((oc, h * f, w * f), dtype=torch.float64, device=self.device)
+        for r0, r1 in g.bands():
+            n, base = (r1 - r0) * g.wp, r0 * g.wp
+            acc = taps[0] @ flat[:, base + g.offsets[0]:base + g.offsets[0] + n]
+            for t in range(1, len(taps)):
+                acc += taps[t] @ flat[:, base + g.offsets[t]:base + g.offsets[t] + n]
+            y = self._activate(layer, acc.to(torch.float64)).reshape(-1, r1 - r0, g.wp)[:, :, :g.cols]
             if crop is not None:
-                result[r0:r1] = self.to_numpy(y.reshape(3, r1 - r0, cols).permute(1, 2, 0))
+                result[r0:r1] = self.to_numpy(y.permute(1, 2, 0))
                 continue
-            f = factor
-            y = y.reshape(o // (f * f), f, f, r1 - r0, cols)
-            result[:, r0 * f:r1 * f, :] = y.permute(0, 3, 1, 4, 2).reshape(o // (f * f), (r1 - r0) * f, cols * f)
+            y = y.reshape(oc, f, f, r1 - r0, g.cols)
+            result[:, r0 * f:r1 * f, :].view(oc, r1 - r0, f, g.cols, f).copy_(y.permute(0, 3, 1, 4, 2))
         return result

@@ -21,7 +21,7 @@ DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "format.md"
 
 
 def _documented_dump() -> bytes:
-    example = DOC.read_text(encoding="utf-8").split("## 8. Worked example", 1)[1]
+    example = DOC.read_text(encoding="utf-8").split("## 9. Worked example", 1)[1]
     block = example.split("```", 2)[1]
     rows = re.findall(r"^[0-9a-f]{8}  ((?:[0-9a-f]{2} ?)+)$", block, flags=re.M)
     return bytes.fromhex("".join(rows))

@@ -1,0 +1,105 @@
+"""Golden format-2.0 files: one per architecture x representation (and SIREN on a video).
+
+Each must decode, forever and on every machine, to its pinned pixels with both decoder backends
+and with the independent implementation of the specification (tests/exact_reference.py).
+Format 2.0 pixels are a function of the file, so these hashes are not machine-dependent.
+
+Regenerate (only when the format version changes, never to make a test pass):
+    GENERATE_EXPECTED=1 pytest tests/test_golden_v2.py
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import nfcodec
+from nfcodec.archs import ARCHS
+from nfcodec.config import CodecConfig, FitConfig, ModelConfig, PruneConfig, QuantConfig
+from nfcodec.decoder import open_stream
+from nfcodec.media import load_image
+from nfcodec.variants import REPRESENTATIONS
+
+from exact_reference import reference_frames
+from nfc_testdata import FAST, GOLDEN, TINY_PNG, moving_clip
+
+GENERATE = os.getenv("GENERATE_EXPECTED") == "1"
+FOLDER = GOLDEN / "v2"
+EXPECTED = FOLDER / "expected.json"
+
+NERV = CodecConfig(ModelConfig(arch="nerv", c1=4, c2=8, min_channels=4, mlp_hidden=16, pe_l=8), QuantConfig(bits=8),
+                   FitConfig(epochs=40, batch_frames=2, lr=5e-3, warmup_steps=5, seed=0))
+SIREN_VIDEO = CodecConfig(ModelConfig(width=16, depth=2), QuantConfig(bits=10),
+                          FitConfig(steps=200, batch_pixels=0, warmup_steps=10, lr=3e-3, seed=0))
+PRUNE = PruneConfig(sparsity=0.4, prune_scope="layer")
+
+#: name -> (source, config); the source is the tiny test image or a 4-frame 20x16 clip.
+CASES = {
+    "siren-image-dense": ("image", FAST),
+    "siren-image-pruned": ("image", FAST.replace(representation="pruned", sparsity=0.4, prune_scope="layer")),
+    "siren-video-dense": ("video", SIREN_VIDEO),
+    "siren-video-pruned": ("video", SIREN_VIDEO.replace(representation="pruned", sparsity=0.4, prune_scope="layer")),
+    "nerv-dense": ("video", NERV),
+    "nerv-pruned": ("video", NERV.replace(representation="pruned", sparsity=0.4, prune_scope="layer")),
+}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _expected() -> dict:
+    return json.loads(EXPECTED.read_text())
+
+
+@pytest.mark.skipif(not GENERATE, reason="set GENERATE_EXPECTED=1 to regenerate golden files")
+def test_generate_golden_v2():
+    FOLDER.mkdir(exist_ok=True)
+    table = {}
+    for name, (kind, config) in CASES.items():
+        source = load_image(TINY_PNG) if kind == "image" else moving_clip(4, 16, 20)
+        r = nfcodec.encode(source, config=config, metadata=False, fps=None if kind == "image" else Fraction(25))
+        (FOLDER / f"{name}.nfc").write_bytes(r.data)
+        frames = [r.reconstruction] if kind == "image" else list(r.reconstruction)
+        table[name] = {"file_sha256": _sha(r.data), "bytes": len(r.data), "psnr": r.psnr,
+                       "frames_sha256": [_sha(f.tobytes()) for f in frames]}
+    EXPECTED.write_text(json.dumps(table, indent=2) + "\n")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("backend", ["numpy", "torch", "reference"])
+def test_golden_v2_decodes_to_its_pixels(name, backend):
+    want = _expected()[name]
+    data = (FOLDER / f"{name}.nfc").read_bytes()
+    assert _sha(data) == want["file_sha256"] and len(data) == want["bytes"]
+    if backend == "reference":
+        frames = list(reference_frames(data))
+    else:
+        stream = open_stream(data, backend=backend)
+        frames = [f for _, f in stream.frames(range(stream.header.frames))]
+    assert [_sha(np.ascontiguousarray(f).tobytes()) for f in frames] == want["frames_sha256"]
+
+
+@pytest.mark.parametrize("name", ["siren-video-dense", "nerv-pruned"])
+def test_golden_v2_random_access(name):
+    want = _expected()[name]["frames_sha256"]
+    data = (FOLDER / f"{name}.nfc").read_bytes()
+    (k, frame), = nfcodec.decode_frames(data, frames="2:3")
+    assert k == 2 and _sha(frame.tobytes()) == want[2]
+
+
+def test_every_architecture_and_representation_has_a_golden_file():
+    names = set(_expected())
+    for arch in ARCHS:
+        for rep in REPRESENTATIONS:
+            assert any(n.startswith(f"{arch.name}-") and n.endswith(f"-{rep.name}") for n in names), (arch.name, rep.name)
+
+
+def test_golden_v2_probe():
+    info = nfcodec.probe(FOLDER / "nerv-dense.nfc")
+    assert info.version == (2, 0)
+    assert (info.header.frames, info.header.width, info.header.height, info.header.arch) == (4, 20, 16, 1)
