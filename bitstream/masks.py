@@ -46,7 +46,7 @@ from .fields import ByteReader, write_uvarint
 from .wiretable import WireTable
 
 __all__ = ["CodedMask", "MaskCoder", "MASK_CODERS", "encode_masks", "decode_masks", "mask_report",
-           "mask_coder_sizes", "encode_mask_body"]
+           "mask_coder_sizes", "encode_mask_body", "MAX_CONTEXT_ROWS", "RowBudget"]
 
 # PyO3 module: submodules are reached by attribute, `import constriction.stream.model` fails.
 _Categorical = constriction.stream.model.Categorical
@@ -141,8 +141,28 @@ class MaskCoder(ABC):
         """The body (parameters and data) for flat bool ``bits``, or None if not applicable."""
 
     @abstractmethod
-    def decode(self, reader: ByteReader, n: int) -> np.ndarray:
-        """Read a body and return the n bits (bool).  Raises FormatError on anything invalid."""
+    def decode(self, reader: ByteReader, n: int, rows: "RowBudget") -> np.ndarray:
+        """Read a body and return the n bits (bool).  Raises FormatError on anything invalid.
+
+        ``rows`` is the payload's budget of sequentially decoded rows (only ``context`` uses it)."""
+
+
+#: The ``context`` masks of one MASK payload hold at most this many rows in total (each row is
+#: one sequential decoding step; format.md section 4a).
+MAX_CONTEXT_ROWS = 2**17
+
+
+class RowBudget:
+    """What is left of :data:`MAX_CONTEXT_ROWS` in one payload."""
+
+    def __init__(self, rows: int = MAX_CONTEXT_ROWS) -> None:
+        self.left = rows
+
+    def take(self, rows: int, where: str) -> None:
+        if rows > self.left:
+            raise FormatError(f"{where}: {rows} context rows exceed the {self.left} left of the payload's "
+                              f"{MAX_CONTEXT_ROWS} (format.md section 4a)")
+        self.left -= rows
 
 
 _TABLE: WireTable[MaskCoder] = WireTable("mask coder")
@@ -164,7 +184,7 @@ class ConstCoder(MaskCoder):
         first = bool(bits[0])
         return bytes([first]) if bool(np.all(bits == first)) else None
 
-    def decode(self, reader: ByteReader, n: int) -> np.ndarray:
+    def decode(self, reader: ByteReader, n: int, rows: "RowBudget") -> np.ndarray:
         bit = reader.u8("bit")
         if bit > 1:
             raise FormatError(f"{reader.context} const bit={bit} outside [0, 1]")
@@ -185,7 +205,7 @@ class BernoulliCoder(MaskCoder):
         coder.encode_reverse(bits.astype(np.int32), _Categorical(np.array([n - ones, ones], np.float64), perfect=False))
         return write_uvarint(ones) + _words_bytes(coder.get_compressed())
 
-    def decode(self, reader: ByteReader, n: int) -> np.ndarray:
+    def decode(self, reader: ByteReader, n: int, rows: "RowBudget") -> np.ndarray:
         ones = reader.uvarint("ones")
         if not 0 < ones < n:
             raise FormatError(f"{reader.context} bernoulli ones={ones} outside [1, {n - 1}] (n={n})")
@@ -222,6 +242,8 @@ class ContextCoder(MaskCoder):
         if n == 0:
             return None
         width = n // shape[0] if len(shape) >= 2 and shape[0] > 0 else n
+        if n // width > MAX_CONTEXT_ROWS:
+            return None
         rows = bits.reshape(-1, width).astype(np.int64)
         counts = np.zeros((3, 2), np.int64)
         probs = []
@@ -234,10 +256,11 @@ class ContextCoder(MaskCoder):
             coder.encode_reverse(row.astype(np.int32), family, p)
         return write_uvarint(width) + _words_bytes(coder.get_compressed())
 
-    def decode(self, reader: ByteReader, n: int) -> np.ndarray:
+    def decode(self, reader: ByteReader, n: int, rows: "RowBudget") -> np.ndarray:
         width = reader.uvarint("L")
         if not 1 <= width <= n or n % width:
             raise FormatError(f"{reader.context} context L={width} does not divide n={n} (needs 1 <= L <= n)")
+        rows.take(n // width, reader.context)
         coder = _decoder(reader)
         family = _Categorical(perfect=False)
         counts = np.zeros((3, 2), np.int64)
@@ -296,7 +319,7 @@ class RunsCoder(MaskCoder):
         data = _pack_codes(gaps + (1 << k), 2 * _bit_length(gaps + (1 << k)) - k - 1)
         return bytes([bit, k]) + write_uvarint(len(pos)) + write_uvarint(len(data)) + data
 
-    def decode(self, reader: ByteReader, n: int) -> np.ndarray:
+    def decode(self, reader: ByteReader, n: int, rows: "RowBudget") -> np.ndarray:
         bit, k = reader.u8("bit"), reader.u8("k")
         if bit > 1 or k > MAX_GOLOMB_K:
             raise FormatError(f"{reader.context} runs bit={bit} / k={k} outside [0, 1] / [0, {MAX_GOLOMB_K}]")
@@ -374,12 +397,17 @@ def encode_masks(masks: Sequence[CodedMask], coders: Sequence[MaskCoder] | None 
         ValueError: indices not strictly increasing, or no candidate coder applies.
     """
     out = [write_uvarint(len(masks))]
-    last = -1
+    last, rows_left = -1, MAX_CONTEXT_ROWS
+    candidates = list(coders if coders is not None else _CODERS.values())
     for mask in masks:
         if mask.index <= last:
             raise ValueError(f"mask indices must be strictly increasing: {mask.index} after {last}")
         last = mask.index
-        coder, body = encode_mask_body(mask, coders)
+        rows = mask.bits.shape[0] if mask.bits.ndim >= 2 and mask.bits.shape[0] > 0 else 1
+        allowed = [c for c in candidates if c.name != "context" or rows <= rows_left]
+        coder, body = encode_mask_body(mask, allowed)
+        if coder.name == "context":
+            rows_left -= rows
         out += [write_uvarint(mask.index), write_uvarint(mask.flat.size), bytes([coder.wire_id]), body]
     return b"".join(out)
 
@@ -432,10 +460,10 @@ def decode_masks(payload: bytes, *, sizes: Optional[Sequence[int]] = None,
     if count > reader.remaining:   # each mask takes at least 3 bytes
         raise FormatError(f"MASK count={count}, only {reader.remaining} bytes follow")
     masks: list[CodedMask] = []
-    last, budget = -1, max_bits
+    last, budget, rows = -1, max_bits, RowBudget()
     for i in range(count):
         head = _read_head(reader, i, last, sizes, budget)
-        bits = head.coder.decode(reader, head.n)
+        bits = head.coder.decode(reader, head.n, rows)
         masks.append(CodedMask(head.index, bits))
         last, budget = head.index, budget - head.n
     if reader.remaining:
@@ -448,11 +476,12 @@ def mask_report(payload: bytes) -> list[dict[str, Any]]:
     ``bytes`` (the whole record) and ``bits_per_element``."""
     reader = ByteReader(payload, "MASK")
     count = reader.uvarint("count")
-    report, last = [], -1
+    report, last, budget, rows = [], -1, 2**28, RowBudget()
     for i in range(count):
         start = reader.pos
-        head = _read_head(reader, i, last, None, 2**53)
-        bits = head.coder.decode(reader, head.n)
+        head = _read_head(reader, i, last, None, budget)
+        bits = head.coder.decode(reader, head.n, rows)
+        budget -= head.n
         size = reader.pos - start
         report.append(dict(index=head.index, n=head.n, kept=int(np.count_nonzero(bits)), coder=head.coder.name,
                            bytes=size, bits_per_element=8 * size / head.n if head.n else 0.0))

@@ -36,6 +36,16 @@ def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)) from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; no output written") from None
+        except MemoryError:
+            raise click.ClickException("out of memory (no output written); for a large file see the decoder "
+                                       "limits in docs/cli.md") from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - last line of defence: one line, never a traceback
+            if os.environ.get("NFC_DEBUG"):
+                raise
+            raise click.ClickException(f"internal error ({type(e).__name__}: {e}); no output written; "
+                                       "please report it (NFC_DEBUG=1 shows the traceback)") from None
 
     return wrapper
 
@@ -209,11 +219,14 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
         chunks = read_container(data).chunks
         tensors = [t for c in chunks if c.ctype == b"TDAT" for t in tensor_report(c.data)]
         masks = [m for c in chunks if c.ctype == b"MASK" for m in mask_report(c.data)]
+    decoding = "exact" if si.version[0] >= 2 else "float32"
     if as_json:
-        click.echo(json.dumps({**si.as_dict(), **({"tensors": tensors, "masks": masks} if verbose else {})},
-                              default=str))
+        click.echo(json.dumps({**si.as_dict(), "decoding": decoding,
+                               **({"tensors": tensors, "masks": masks} if verbose else {})}, default=str))
         return
     click.echo(f"{input}: nfc v{si.version[0]}.{si.version[1]}, {si.nbytes} bytes, {si.bpp:.4f} bpp")
+    click.echo(f"  {'decoding':<15}" + ("exact arithmetic (the same pixels everywhere)" if decoding == "exact" else
+                                         "float32 renderer of format 1.x (pixels may differ across machines)"))
     for name, value in si.header.describe():
         click.echo(f"  {name:<15}{value}")
     h = si.header

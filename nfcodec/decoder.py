@@ -41,7 +41,9 @@ class DecodeLimits:
 
     Attributes:
         max_params: parameters of the network (the weights the decoder holds).
-        max_frame_macs: multiply-adds to render one frame.
+        max_frame_work: work to render one frame, in multiply-add equivalents
+            (:attr:`nfcodec.archs.Costs.work`: multiply-adds plus 32 per activation); about 8 s
+            at the limit on 2 CPU cores.
         max_peak_bytes: working memory to render one frame (feature maps, tiles, the frame).
         min_bpp: the whole stream must carry at least this many bits per decoded pixel; a file
             that would expand further (a tiny file claiming a huge frame or millions of
@@ -50,7 +52,7 @@ class DecodeLimits:
     """
 
     max_params: int = 2**25
-    max_frame_macs: int = 2**38
+    max_frame_work: int = 2**38
     max_peak_bytes: int = 2**31
     min_bpp: float = 2.0**-12
     max_output_bytes: int = 2**32
@@ -58,7 +60,7 @@ class DecodeLimits:
     @classmethod
     def unlimited(cls) -> "DecodeLimits":
         """No limits (trusted files only)."""
-        return cls(max_params=2**62, max_frame_macs=2**126, max_peak_bytes=2**62, min_bpp=0.0,
+        return cls(max_params=2**62, max_frame_work=2**126, max_peak_bytes=2**62, min_bpp=0.0,
                    max_output_bytes=2**62)
 
 
@@ -132,9 +134,10 @@ def _check_limits(arch: ArchSpec, record: Any, header: StreamHeader, shapes: Seq
         raise LimitError(f"ARCH: this {name} has {params:,} parameters, more than the decoder limit "
                          f"{limits.max_params:,}")
     costs = arch.costs(record, header)
-    if costs.macs > limits.max_frame_macs:
-        raise LimitError(f"one {header.width}x{header.height} frame of this {name} costs {costs.macs:.3g} "
-                         f"multiply-adds, more than the decoder limit {limits.max_frame_macs:.3g}")
+    if costs.work > limits.max_frame_work:
+        raise LimitError(f"one {header.width}x{header.height} frame of this {name} costs {costs.work:.3g} "
+                         f"multiply-add equivalents ({costs.macs:.3g} multiply-adds, {costs.activations:.3g} "
+                         f"activations), more than the decoder limit {limits.max_frame_work:.3g}")
     if costs.peak_bytes > limits.max_peak_bytes:
         raise LimitError(f"rendering one frame of this {name} needs {costs.peak_bytes / 2**20:,.0f} MiB, more "
                          f"than the decoder limit {limits.max_peak_bytes / 2**20:,.0f} MiB")

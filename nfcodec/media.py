@@ -73,10 +73,17 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             if mode not in _TO_RGB:
                 raise InputError(f"{p}: {mode} images are not supported (8-bit RGB or grayscale only)")
             return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    except InputError:
+        raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise InputError(f"{p}: not a readable image ({e.__class__.__name__})") from None
     except OSError as e:
         raise InputError(f"{p}: cannot read image ({e})") from None
+    except MemoryError:
+        raise InputError(f"{p}: the image does not fit in memory") from None
+    except Exception as e:  # noqa: BLE001 - Pillow's plugins raise many types on malformed files
+        # (SyntaxError, ValueError, EOFError, struct.error, IndexError, ...): all mean "unreadable".
+        raise InputError(f"{p}: not a readable image ({e.__class__.__name__}: {e})") from None
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -153,7 +160,14 @@ def save_image(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = 
 
     opts = {"WEBP": {"lossless": True}, "JPEG": {"quality": 95}}.get(fmt, {})
     im = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), "RGB")
-    return atomic_write(path, lambda tmp: im.save(tmp, format=fmt, **opts), overwrite=overwrite, inputs=inputs)
+
+    def write(tmp: Path) -> None:
+        try:
+            im.save(tmp, format=fmt, **opts)
+        except (ValueError, OSError) as e:   # e.g. WebP above 16383 px, JPEG above 65500 px
+            raise NFCodecError(f"cannot write {im.width}x{im.height} as {fmt} to {path}: {e}") from None
+
+    return atomic_write(path, write, overwrite=overwrite, inputs=inputs)
 
 
 # --------------------------------------------------------------------------- videos (no PyAV here)

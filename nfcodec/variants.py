@@ -82,8 +82,15 @@ def _only(chunks: Sequence[Chunk], ctype: bytes, what: str) -> Chunk:
     return found[0]
 
 
+def _step(t: CodedTensor, chunk: str = "TDAT") -> int:
+    """The record's step index, which must address the step table (format.md section 5)."""
+    if not 0 <= t.step < quant.N_STEPS:
+        raise FormatError(f"{chunk} tensor {t.index}: step={t.step} outside the step table [0, {quant.N_STEPS - 1}]")
+    return t.step
+
+
 def _qtensor(t: CodedTensor, shape: tuple[int, ...]) -> QTensor:
-    return QTensor(np.asarray(t.symbols, dtype=np.int64).reshape(shape), t.step)
+    return QTensor(np.asarray(t.symbols, dtype=np.int64).reshape(shape), _step(t))
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,7 @@ class PrunedRepresentation:
                 continue
             full = np.zeros(m.size, np.int64)
             full[m] = t.symbols
-            out.append(QTensor(full.reshape(shape), t.step))
+            out.append(QTensor(full.reshape(shape), _step(t)))
         return out
 
 

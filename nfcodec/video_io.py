@@ -36,6 +36,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .bitstream.errors import BitstreamError
 from .errors import ConfigError, InputError, NFCodecError, OutputExistsError
 from .media import Video, atomic_write, check_output_path, load_image, parse_frame_range, resolve_frame_range
 
@@ -202,15 +203,20 @@ def _mux(path: Path, frames: Iterable[tuple[int, np.ndarray]], width: int, heigh
     av = _av()
     codec, pix_fmt, options = setup
     n = 0
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=fps or DEFAULT_FPS)
-        stream.width, stream.height, stream.pix_fmt, stream.options = width, height, pix_fmt, options
-        for _, rgb in frames:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format=pix_fmt)
-            frame.pts = n
-            out.mux(stream.encode(frame))
-            n += 1
-        out.mux(stream.encode())
+    try:
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream(codec, rate=fps or DEFAULT_FPS)
+            stream.width, stream.height, stream.pix_fmt, stream.options = width, height, pix_fmt, options
+            for _, rgb in frames:
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format=pix_fmt)
+                frame.pts = n
+                out.mux(stream.encode(frame))
+                n += 1
+            out.mux(stream.encode())
+    except (BitstreamError, NFCodecError):
+        raise                                  # the decoder's own errors (FormatError is a ValueError too)
+    except (av.FFmpegError, ValueError) as e:  # PyAV / FFmpeg refusing the stream (size, codec, muxer)
+        raise NFCodecError(f"cannot write a {width}x{height} {codec} video: {e}") from None
     return n
 
 
@@ -255,7 +261,10 @@ def _write_png_frames(pattern: str, frames: Iterable[tuple[int, np.ndarray]], *,
             target = Path(pattern % k)
             if target.exists() and not overwrite:
                 raise OutputExistsError(f"output file exists: {target} (use --force to overwrite)")
-            Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(tmp / f"{k}.png", format="PNG")
+            try:
+                Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(tmp / f"{k}.png", format="PNG")
+            except ValueError as e:
+                raise NFCodecError(f"cannot write {target}: {e}") from None
             names.append((tmp / f"{k}.png", target))
         for src, dst in names:
             os.replace(src, dst)

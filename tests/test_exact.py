@@ -1,13 +1,10 @@
 """The exact decoding arithmetic of format 2.0: tables, backends, bounds, determinism."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
-import re
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +200,18 @@ def test_same_pixels_in_separate_processes_and_thread_counts(threads):
         s = open_stream(f.read_bytes())
         here.append(_sha(np.stack([x for _, x in s.frames(range(s.header.frames))])))
     assert out == here + here                               # numpy == torch == this process
+
+
+def test_torch_backend_ignores_the_callers_matmul_precision():
+    import torch
+
+    data = (GOLDEN / "v2" / "nerv-dense.nfc").read_bytes()
+    want = [_sha(f) for _, f in open_stream(data, backend="numpy").frames(range(4))]
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")          # an embedding application's setting
+    try:
+        stream = open_stream(data, backend="torch")
+        assert [_sha(f) for _, f in stream.frames(range(4))] == want
+        assert torch.get_float32_matmul_precision() == "medium"     # restored afterwards
+    finally:
+        torch.set_float32_matmul_precision(before)

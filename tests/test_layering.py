@@ -1,6 +1,8 @@
 """Dependency rules: bitstream never imports torch; the decoder never imports training code."""
 import subprocess
 import sys
+
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,3 +38,13 @@ def test_video_probe_needs_no_torch_or_pyav():
     out = _run(f"import sys, nfcodec, nfcodec.cli.main; nfcodec.probe({str(GOLDEN_VIDEO)!r}); "
                "print('torch' in sys.modules, 'av' in sys.modules)")
     assert out.strip() == "False False"
+
+
+def test_every_package_is_installed():
+    """pyproject lists packages explicitly: a new subpackage must be added there (a wheel would lack it)."""
+    tomllib = pytest.importorskip("tomllib")      # Python 3.11+
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"nfcodec." + ".".join(p.parent.relative_to(ROOT / "nfcodec").parts) if p.parent != ROOT / "nfcodec"
+             else "nfcodec" for p in (ROOT / "nfcodec").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)

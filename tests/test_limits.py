@@ -59,7 +59,7 @@ def test_a_nerv_head_of_7e10_weights_is_refused():
 def test_work_per_frame_is_bounded():
     data = _replace((V2 / "siren-image-dense.nfc").read_bytes(), width=8192, height=8192)
     with pytest.raises(LimitError, match="frame of this siren costs"):
-        open_stream(data, limits=DecodeLimits(max_frame_macs=2**30, min_bpp=0))
+        open_stream(data, limits=DecodeLimits(max_frame_work=2**30, min_bpp=0))
 
 
 def test_working_memory_is_bounded():

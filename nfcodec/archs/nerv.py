@@ -171,18 +171,22 @@ def _shapes(r: NervArch) -> list[tuple[int, ...]]:
 
 def _costs(r: NervArch, header: Any) -> Costs:
     macs = 2 * r.pe_l * r.mlp_hidden + r.mlp_hidden * r.c1 * r.h0 * r.w0
+    acts = r.mlp_hidden + r.c1 * r.h0 * r.w0
     peak = 8 * r.c1 * r.h0 * r.w0
     cin, h, w = r.c1, r.h0, r.w0
-    tile_bytes = 8 * 4 * (1 << 22)          # im2col tiles in flight (torch backend's are the largest)
+    band_bytes = 8 * 8 * (1 << 22)          # bands in flight (the torch backend's are the largest)
     for f, c in r.blocks:
         macs += (c * f * f) * (cin * r.kernel * r.kernel) * h * w
-        # padded input (float), output map (int64) and the pixel-shuffled copy
-        peak = max(peak, 8 * (cin * (h + 2) * (w + 2) + 2 * c * f * f * h * w) + tile_bytes)
+        acts += c * f * f * h * w
+        # padded input and output maps (float64)
+        peak = max(peak, 8 * (cin * (h + r.kernel) * (w + r.kernel) + c * f * f * (h + 1) * (w + 1) * 2)
+                   + band_bytes)
         cin, h, w = c, h * f, w * f
     macs += 3 * cin * r.head_kernel ** 2 * header.height * header.width
+    acts += 3 * header.height * header.width
     peak = max(peak, 8 * cin * (h + r.head_kernel) * (w + r.head_kernel) + 3 * header.height * header.width
-               + tile_bytes)
-    return Costs(macs=macs, peak_bytes=peak)
+               + band_bytes)
+    return Costs(macs=macs, activations=acts, peak_bytes=peak)
 
 
 def _program(r: NervArch, header: Any, tensors: Sequence[QTensor]) -> NervProgram:

@@ -93,7 +93,8 @@ def _costs(r: SirenArch, header: Any) -> Costs:
     pixels = header.width * header.height
     per_pixel = r.in_features * r.width + (r.depth - 1) * r.width * r.width + r.width * r.out_features
     # the frame (uint8 RGB) plus a few float64 tiles of ~2**17 values per worker thread
-    return Costs(macs=pixels * per_pixel, peak_bytes=3 * pixels + 8 * 6 * (1 << 17) * 8 + 16 * r.width * r.width)
+    return Costs(macs=pixels * per_pixel, activations=pixels * (r.depth * r.width + r.out_features),
+                 peak_bytes=3 * pixels + 8 * 6 * (1 << 17) * 8 + 16 * r.width * r.width)
 
 
 def _program(r: SirenArch, header: Any, tensors: Sequence[QTensor]) -> SirenProgram:

@@ -13,6 +13,7 @@ operands, so any blocking, SIMD width or FMA use gives the exact integer.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -37,15 +38,24 @@ def _workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+@functools.lru_cache(maxsize=1)
+def _controller():
+    """threadpoolctl's view of the loaded BLAS libraries (inspected once: ~1 ms each time)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a dependency; speed only, never results
+        return None
+    return ThreadpoolController()
+
+
 @contextlib.contextmanager
 def _single_threaded_blas() -> Iterator[None]:
     """Hold numpy's BLAS to one thread while our own threads run tiles (threadpoolctl)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a dependency; speed only, never results
+    controller = _controller()
+    if controller is None:  # pragma: no cover
         yield
         return
-    with threadpool_limits(limits=1, user_api="blas"):
+    with controller.limit(limits=1, user_api="blas"):
         yield
 
 
@@ -182,7 +192,7 @@ class NumpyOps:
                    dtype=np.uint8) -> np.ndarray:
         """Run ``fn(r0, r1) -> (out_cols, r1 - r0)`` over column tiles of ``[0, n)`` into ``(n, out_cols)``."""
         out = np.empty((n, out_cols), dtype)
-        tile = max(64, _TILE_VALUES // max(1, width))
+        tile = max(256, _TILE_VALUES // max(1, width))     # wide layers: keep per-tile overhead small
 
         def run(r0: int, r1: int) -> None:
             out[r0:r1] = fn(r0, r1).T

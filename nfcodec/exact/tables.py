@@ -20,6 +20,7 @@ import decimal
 import functools
 import hashlib
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -56,7 +57,7 @@ _MARGIN = 1e-6
 _PI = decimal.Decimal("3.14159265358979323846264338327950288419716939937510582097494459")
 
 
-def _rhe_checked(estimates: np.ndarray, exact: "function") -> np.ndarray:
+def _rhe_checked(estimates: np.ndarray, exact: Callable[[int], decimal.Decimal]) -> np.ndarray:
     """Round binary64 estimates to integers; recompute those near a .5 boundary with ``exact``."""
     out = np.rint(estimates).astype(np.int64)
     frac = np.abs(estimates - np.floor(estimates) - 0.5)

@@ -40,13 +40,15 @@ class TorchOps:
             yield self
             return
         self._active = True
-        prev = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False    # TF32 rounds the operands: never exact
+        prev_tf32, prev_precision = torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision()
+        torch.backends.cuda.matmul.allow_tf32 = False    # TF32 / bf16 round the operands: never exact
+        torch.set_float32_matmul_precision("highest")
         try:
             with torch.inference_mode():
                 yield self
         finally:
-            torch.backends.cuda.matmul.allow_tf32 = prev
+            torch.backends.cuda.matmul.allow_tf32 = prev_tf32
+            torch.set_float32_matmul_precision(prev_precision)
             self._active = False
 
     def _table(self, name: str) -> torch.Tensor:

@@ -238,3 +238,27 @@ def test_masks_module_never_imports_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_context_rows_are_budgeted_per_payload():
+    """A file may not make the decoder run millions of sequential row steps (found by fuzzing)."""
+    from nfcodec.bitstream.masks import MAX_CONTEXT_ROWS, MASK_CODERS
+    from nfcodec.bitstream.fields import write_uvarint
+
+    n = MAX_CONTEXT_ROWS + 1
+    body = write_uvarint(1) + write_uvarint(0)               # L = 1: one row per bit, no words
+    payload = write_uvarint(1) + write_uvarint(0) + write_uvarint(n) + bytes([MASK_CODERS["context"].wire_id]) + body
+    with pytest.raises(FormatError, match=rf"MASK mask 0 \(tensor 0\): {n} context rows exceed the {MAX_CONTEXT_ROWS} "
+                                          rf"left of the payload's {MAX_CONTEXT_ROWS}"):
+        decode_masks(payload)
+
+
+def test_encoder_keeps_context_masks_within_the_row_budget(monkeypatch):
+    import nfcodec.bitstream.masks as masks_mod
+
+    monkeypatch.setattr(masks_mod, "MAX_CONTEXT_ROWS", 8)
+    rows = np.tile(np.random.default_rng(0).random(64) < 0.5, (6, 1))   # every row like the one above
+    payload = encode_masks([CodedMask(0, rows), CodedMask(1, rows)])
+    coders = [m["coder"] for m in mask_report(payload)]
+    assert coders[0] == "context" and coders[1] != "context"  # 6 + 6 rows > 8: the second falls back
+    assert [m.flat.tolist() for m in decode_masks(payload)] == [rows.ravel().tolist()] * 2
