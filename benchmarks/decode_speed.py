@@ -67,8 +67,8 @@ def synth_nerv(spec: str, folder: Path) -> Path:
 def whole_process(path: Path, backend: str, frames: str | None, runs: int, folder: Path) -> dict:
     info = __import__("nfcodec").probe(path)
     out = folder / ("out.mkv" if info.header.media == 1 else "out.png")
-    cmd = [sys.executable, "-m", "nfcodec.cli.main", "decode", str(path), "-o", str(out), "-f", "-q",
-           "--backend", backend]
+    cmd = [sys.executable, "-c", "from nfcodec.cli.main import main; main()", "decode", str(path), "-o", str(out),
+           "-f", "-q", "--backend", backend]
     if frames and info.header.media == 1:
         cmd += ["--frames", frames]
     times = []

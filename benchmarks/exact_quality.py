@@ -42,11 +42,11 @@ def measure(path: str, preset: str, frames: str | None, knobs: dict) -> dict:
     t0 = time.perf_counter()
     r = nfcodec.encode(path, preset=preset, frames=frames, **knobs)
     enc_s = time.perf_counter() - t0
-    source = r.reconstruction  # replaced below: we need the source pixels
     if r.is_video:
+        from nfcodec.media import parse_size
         from nfcodec.video_io import read_video
 
-        source = read_video(path, frames=frames).frames
+        source = read_video(path, frames=frames, resize=parse_size(knobs.get("resize"))).frames
         exact = nfcodec.decode(r.data).frames
         legacy = nfcodec.decode(as_v1(r.data)).frames
     else:

@@ -126,18 +126,25 @@ def _check_consumed(container: Container, rep: Any, layout: Any) -> None:
                 f"layout {layout.name}: this decoder cannot decode it correctly")
 
 
+#: The float32 renderer of format 1.x files (torch, one block of pixels at a time) is several
+#: times slower per activation than the exact numpy backend: its work counts this many times.
+LEGACY_WORK_FACTOR = 4
+
+
 def _check_limits(arch: ArchSpec, record: Any, header: StreamHeader, shapes: Sequence[tuple[int, ...]],
-                  nbytes: int, limits: DecodeLimits) -> None:
+                  nbytes: int, limits: DecodeLimits, legacy: bool = False) -> None:
     name = ARCHS.by_id(header.arch).name
     params = param_count(shapes)
     if params > limits.max_params:
         raise LimitError(f"ARCH: this {name} has {params:,} parameters, more than the decoder limit "
                          f"{limits.max_params:,}")
     costs = arch.costs(record, header)
-    if costs.work > limits.max_frame_work:
-        raise LimitError(f"one {header.width}x{header.height} frame of this {name} costs {costs.work:.3g} "
+    work = costs.work * (LEGACY_WORK_FACTOR if legacy else 1)
+    if work > limits.max_frame_work:
+        raise LimitError(f"one {header.width}x{header.height} frame of this {name} costs {work:.3g} "
                          f"multiply-add equivalents ({costs.macs:.3g} multiply-adds, {costs.activations:.3g} "
-                         f"activations), more than the decoder limit {limits.max_frame_work:.3g}")
+                         f"activations{', float32 renderer of format 1.x' if legacy else ''}), more than the "
+                         f"decoder limit {limits.max_frame_work:.3g}")
     if costs.peak_bytes > limits.max_peak_bytes:
         raise LimitError(f"rendering one frame of this {name} needs {costs.peak_bytes / 2**20:,.0f} MiB, more "
                          f"than the decoder limit {limits.max_peak_bytes / 2**20:,.0f} MiB")
@@ -214,14 +221,15 @@ def open_stream(data: bytes, *, backend: str = "auto", device: Optional[str] = N
     _check_consumed(container, rep, layout)
     layout.check(container.chunks)
     shapes = arch.param_shapes(record)
-    _check_limits(arch, record, header, shapes, len(data), limits)
+    _check_limits(arch, record, header, shapes, len(data), limits, legacy=container.version[0] < 2)
     name = choose_backend(backend, container.version, device)
+    ops = get_ops(name, device) if container.version[0] >= 2 else None   # a bad device fails before any work
     tensors = rep.materialize(shapes, container.chunks)
     info = probe(data)
-    if container.version[0] < 2:
+    if ops is None:
         return DecodedStream(header, record, arch, info, "torch", model=_legacy_model(arch, record, tensors))
-    program = build_program(arch, record, header, tensors)
-    return DecodedStream(header, record, arch, info, name, program=program, ops=get_ops(name, device))
+    return DecodedStream(header, record, arch, info, name, program=build_program(arch, record, header, tensors),
+                         ops=ops)
 
 
 def decode_bytes(data: bytes, **kwargs: Any) -> DecodedImage:

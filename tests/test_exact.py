@@ -93,7 +93,7 @@ def _siren_layer(scale: int, width: int = 64, seed: int = 0):
 def test_float32_and_float64_gemm_paths_agree(monkeypatch):
     layer = _siren_layer(2, width=32)                     # sum |q| * 2^15 < 2^24: the float32 path
     assert layer.f32_exact()
-    x = np.take(tables.sine_table_f64(), np.random.default_rng(1).integers(0, 65536, (32, 300)))
+    x = np.take(tables.sine_table_f64(), np.random.default_rng(1).integers(0, 65536, (300, 32)))
     fast = NumpyOps(1).dense(layer, x).copy()
     monkeypatch.setattr(layers, "F32_LIMIT", 0)            # force float64
     assert not layer.f32_exact()

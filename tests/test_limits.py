@@ -129,3 +129,14 @@ def test_unknown_ancillary_chunks_are_ignored():
     chunks = list(read_container((V2 / "nerv-dense.nfc").read_bytes()).chunks)
     data = write_container(chunks[:2] + [Chunk(b"zzZZ", b"anything")] + chunks[2:])
     assert np.array_equal(nfcodec.decode(data).frames, nfcodec.decode((V2 / "nerv-dense.nfc").read_bytes()).frames)
+
+
+def test_format_1_frames_count_the_slower_float32_renderer():
+    """Found by fuzzing: the 1.x float32 renderer is ~4x slower per activation than the exact one."""
+    big = _replace((GOLDEN / "tiny-v1.0.nfc").read_bytes(), width=65535, height=1024)
+    big = big[:8] + bytes((1, 0)) + big[10:]                  # _replace writes 2.0: keep the file 1.0
+    limits = DecodeLimits(min_bpp=0)
+    with pytest.raises(LimitError, match=r"float32 renderer of format 1\.x\), more than the decoder limit"):
+        open_stream(big, limits=limits)
+    as_v2 = big[:8] + bytes((2, 0)) + big[10:]               # the same network, exact arithmetic
+    assert open_stream(as_v2, limits=limits).header.width == 65535

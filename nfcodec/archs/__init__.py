@@ -24,13 +24,17 @@ import numpy as np
 
 from ..registry import Registry
 
-__all__ = ["ARCHS", "ArchSpec", "Costs", "param_count", "ACTIVATION_WORK"]
+__all__ = ["ARCHS", "ArchSpec", "Costs", "param_count", "ACTIVATION_WORK", "WIDE_ACTIVATION_WORK", "WIDE_LAYER"]
 
 
 #: Work of one activation (the affine step, the table lookup and their passes over memory) in
 #: multiply-add equivalents: on the numpy backend (2-core AVX2 machine) a float64 GEMM
-#: multiply-add takes ~0.045 ns and one activation's elementwise passes ~1.2 ns, i.e. ~27.
+#: multiply-add takes ~0.045 ns and one activation's elementwise passes ~1.2 ns, i.e. ~27 ...
 ACTIVATION_WORK = 32
+#: ... while in layers wider than :data:`WIDE_LAYER` units a tile no longer fits the caches and
+#: the same passes run at memory speed (~4 ns measured on a 4096-wide SIREN layer).
+WIDE_ACTIVATION_WORK = 128
+WIDE_LAYER = 512
 
 
 @dataclass(frozen=True)
@@ -47,11 +51,13 @@ class Costs:
     macs: int
     activations: int
     peak_bytes: int
+    wide_activations: int = 0        # the activations of layers wider than WIDE_LAYER units
 
     @property
     def work(self) -> int:
-        """Multiply-add equivalents of one frame: ``macs + ACTIVATION_WORK * activations``."""
-        return self.macs + ACTIVATION_WORK * self.activations
+        """Multiply-add equivalents of one frame (what the decoder's frame limit bounds)."""
+        narrow = self.activations - self.wide_activations
+        return self.macs + ACTIVATION_WORK * narrow + WIDE_ACTIVATION_WORK * self.wide_activations
 
 
 @dataclass(frozen=True)

@@ -103,11 +103,11 @@ class NervProgram:
     width: int
 
     def encoding(self, k: int) -> np.ndarray:
-        """``(2l, 1)`` float64 integer positional encoding of frame ``k`` (15 fractional bits)."""
+        """``(1, 2l)`` float64 integer positional encoding of frame ``k`` (15 fractional bits)."""
         sin = T.sine_table()
         idx = pe_indices(k, self.frames, self.record.pe_b, self.record.pe_l)
         pairs = [(sin[n], sin[(n + T.SIN_SIZE // 4) % T.SIN_SIZE]) for n in idx]
-        return np.asarray(pairs, dtype=np.float64).reshape(-1, 1)
+        return np.asarray(pairs, dtype=np.float64).reshape(1, -1)
 
     def render_pixels(self, ops: Any, k: int, pixels: Optional[np.ndarray] = None) -> np.ndarray:
         """``(n, 3)`` uint8 samples of frame ``k`` (the whole frame is rendered in any case)."""

@@ -21,7 +21,7 @@ from ..bitstream import FormatError
 from ..bitstream.headers import SirenArch
 from ..exact import tables as T
 from ..exact.layers import Layer, QTensor, activation_max, make_layer
-from . import ARCHS, ArchSpec, Costs
+from . import ARCHS, WIDE_LAYER, ArchSpec, Costs
 
 __all__ = ["SirenProgram", "coordinates"]
 
@@ -43,12 +43,12 @@ class SirenProgram:
     video: bool
 
     def inputs(self, k: int, pixels: np.ndarray) -> np.ndarray:
-        """``(in, n)`` float64 integer coordinates of frame ``k``'s pixels (row-major indices)."""
+        """``(n, in)`` float64 integer coordinates of frame ``k``'s pixels (row-major indices)."""
         rows, cols = np.divmod(pixels, self.width)
         parts = [coordinates(rows, self.height), coordinates(cols, self.width)]
         if self.video:
             parts.insert(0, np.full(pixels.shape, coordinates(np.array(k), self.frames), np.int64))
-        return np.stack(parts).astype(np.float64)
+        return np.stack(parts, axis=-1).astype(np.float64)
 
     def render_pixels(self, ops: Any, k: int, pixels: Optional[np.ndarray] = None) -> np.ndarray:
         """``(n, 3)`` uint8 samples of frame ``k`` at the given row-major pixel indices (all by default)."""
@@ -93,8 +93,10 @@ def _costs(r: SirenArch, header: Any) -> Costs:
     pixels = header.width * header.height
     per_pixel = r.in_features * r.width + (r.depth - 1) * r.width * r.width + r.width * r.out_features
     # the frame (uint8 RGB) plus a few float64 tiles of ~2**17 values per worker thread
-    return Costs(macs=pixels * per_pixel, activations=pixels * (r.depth * r.width + r.out_features),
-                 peak_bytes=3 * pixels + 8 * 6 * (1 << 17) * 8 + 16 * r.width * r.width)
+    hidden = pixels * r.depth * r.width
+    return Costs(macs=pixels * per_pixel, activations=hidden + pixels * r.out_features,
+                 peak_bytes=3 * pixels + 8 * 6 * (1 << 17) * 8 + 16 * r.width * r.width,
+                 wide_activations=hidden if r.width > WIDE_LAYER else 0)
 
 
 def _program(r: SirenArch, header: Any, tensors: Sequence[QTensor]) -> SirenProgram:

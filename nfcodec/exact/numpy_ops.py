@@ -39,6 +39,12 @@ def _workers() -> int:
 
 
 @functools.lru_cache(maxsize=1)
+def _gelu_f32() -> np.ndarray:
+    """The GELU table as float32 (every entry, |v| < 2**16, is exact)."""
+    return T.gelu_table().astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
 def _controller():
     """threadpoolctl's view of the loaded BLAS libraries (inspected once: ~1 ms each time)."""
     try:
@@ -113,8 +119,9 @@ class NumpyOps:
         return layer.q @ x.astype(np.float64, copy=False)
 
     @staticmethod
-    def _activate(layer: Layer, acc: np.ndarray) -> np.ndarray:
-        """The affine step and the activation, in place on ``acc`` (``(out, n)`` float64)."""
+    def _activate(layer: Layer, acc: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The affine step and the activation, in place on ``acc`` (``(out, n)`` float64); a
+        ``gelu`` result goes to ``out`` when given (float32 holds every GELU value exactly)."""
         np.multiply(acc, layer.alpha, out=acc)
         acc += layer.beta
         if layer.act == "sine":
@@ -125,7 +132,10 @@ class NumpyOps:
             np.clip(acc, T.ROUND_MAGIC, T.ROUND_MAGIC + (2 * T.GELU_HALF - 1), out=acc)
             k = acc.view(np.int64)
             k &= 2 * T.GELU_HALF - 1
-            return np.take(T.gelu_table_f64(), k)
+            if out is None:
+                return np.take(T.gelu_table_f64(), k)
+            table = T.gelu_table_f64() if out.dtype == np.float64 else _gelu_f32()
+            return np.take(table, k, out=out, mode="clip")
         np.clip(acc, 0, 255, out=acc)
         np.rint(acc, out=acc)
         return acc.astype(np.uint8)
@@ -142,35 +152,37 @@ class NumpyOps:
         return buf[:size].reshape(shape)
 
     def _dense_gemm(self, layer: Layer, x: np.ndarray, acc: np.ndarray) -> None:
-        """Exact ``acc = q @ x`` into a float64 buffer (the method only changes the speed)."""
+        """Exact ``acc = x @ q.T`` into a float64 buffer (the method only changes the speed)."""
         q = layer.q
         if q.shape[1] <= 4:                      # coordinates: a few exact products and sums
-            np.multiply(q[:, :1], x[:1], out=acc)
+            qt = layer.cached("npT", lambda: np.ascontiguousarray(q.T))
+            np.multiply(x[:, :1], qt[:1], out=acc)
             for j in range(1, q.shape[1]):
-                acc += q[:, j:j + 1] * x[j:j + 1]
+                acc += x[:, j:j + 1] * qt[j:j + 1]
             return
         if layer.f32_exact():
-            q32 = layer.cached("np32", lambda: q.astype(np.float32))
+            q32 = layer.cached("np32T", lambda: np.ascontiguousarray(q.T, dtype=np.float32))
             x32 = self._scratch(2, x.shape, np.float32)
             x32[...] = x
             acc32 = self._scratch(3, acc.shape, np.float32)
-            np.matmul(q32, x32, out=acc32)
+            np.matmul(x32, q32, out=acc32)
             acc[...] = acc32
             return
-        np.matmul(q, x.astype(np.float64, copy=False), out=acc)
+        np.matmul(x.astype(np.float64, copy=False), layer.cached("npT", lambda: np.ascontiguousarray(q.T)), out=acc)
 
     def dense(self, layer: Layer, x: np.ndarray) -> np.ndarray:
-        """``(in, n)`` integer activations -> ``(out, n)`` (float64 integers, or uint8 for ``out8``).
+        """``(n, in)`` integer activations -> ``(n, out)`` (float64 integers, or uint8 for ``out8``).
 
-        The result of a ``sine``/``gelu`` layer lives in a scratch buffer of the calling thread,
-        valid until the thread's next-but-one ``dense`` call (enough for a chain of layers)."""
+        Dense layers are pixel-major (the inner loops run over a layer's units); convolutions are
+        channel-major.  The result of a ``sine``/``gelu`` layer lives in a scratch buffer of the
+        calling thread, valid until the thread's next-but-one ``dense`` call (enough for a chain)."""
         bufs = self._local.__dict__.get("bufs", {})
         xi = next((i for i in (0, 1) if i in bufs and np.may_share_memory(x, bufs[i])), None)
         ai = 1 if xi == 0 else 0
-        acc = self._scratch(ai, (layer.out_features, x.shape[1]))
+        acc = self._scratch(ai, (x.shape[0], layer.out_features))
         self._dense_gemm(layer, x, acc)
         np.multiply(acc, layer.alpha, out=acc)
-        acc += layer.beta
+        acc += layer.cached("beta_row", lambda: np.ascontiguousarray(layer.beta.reshape(1, -1)))
         if layer.act == "out8":
             np.clip(acc, 0, 255, out=acc)
             np.rint(acc, out=acc)
@@ -190,12 +202,12 @@ class NumpyOps:
 
     def dense_rows(self, n: int, width: int, fn: Callable[[int, int], np.ndarray], out_cols: int,
                    dtype=np.uint8) -> np.ndarray:
-        """Run ``fn(r0, r1) -> (out_cols, r1 - r0)`` over column tiles of ``[0, n)`` into ``(n, out_cols)``."""
+        """Run ``fn(r0, r1) -> (r1 - r0, out_cols)`` over row tiles of ``[0, n)`` into ``(n, out_cols)``."""
         out = np.empty((n, out_cols), dtype)
-        tile = max(256, _TILE_VALUES // max(1, width))     # wide layers: keep per-tile overhead small
+        tile = max(64, _TILE_VALUES // max(1, width))
 
         def run(r0: int, r1: int) -> None:
-            out[r0:r1] = fn(r0, r1).T
+            out[r0:r1] = fn(r0, r1)
 
         self._map(run, n, tile)
         return out
@@ -207,20 +219,22 @@ class NumpyOps:
         ``(rows, cols, 3)`` uint8 window ``crop`` of the frame instead (see :mod:`.convgeom`).
 
         ``x`` may also be a :class:`Padded` map (what this method returns when ``next_kernel`` is
-        set: the output already laid out, zero-padded, for the next convolution)."""
+        set: the output already laid out, zero-padded, for the next convolution, in float32 --
+        GELU outputs are integers below 2**16 -- with its largest magnitude recorded)."""
         padded = x if isinstance(x, Padded) else None
         c, h, w = padded.shape if padded is not None else x.shape
         o, f = layer.out_features, factor
         g = conv_geometry(c, o, h, w, layer.kernel, crop)
         if padded is not None and padded.kernel == layer.kernel:
-            xp = padded.array
+            xp, x_max = padded.array, padded.max_abs
         else:
             src = padded.interior() if padded is not None else x
-            xp = np.zeros(padded_shape(c, h, w, layer.kernel))
+            xp = np.zeros(padded_shape(c, h, w, layer.kernel), np.float32)
             xp[:, g.pad:g.pad + h, g.pad:g.pad + w] = src
-        f32 = layer.f32_exact(max(float(xp.max(initial=0)), -float(xp.min(initial=0))))
+            x_max = max(float(xp.max(initial=0)), -float(xp.min(initial=0)))
+        f32 = layer.f32_exact(x_max)
         dtype = np.float32 if f32 else np.float64
-        flat = xp.reshape(c, -1).astype(dtype, copy=False)
+        flat = xp.reshape(c, -1).astype(dtype, copy=False)     # a copy only on the float64 path
         taps = layer.cached(f"taps:{np.dtype(dtype).name}", lambda: [
             np.ascontiguousarray(layer.q.reshape(o, c, g.kernel * g.kernel)[:, :, t], dtype=dtype)
             for t in range(g.kernel * g.kernel)])
@@ -229,10 +243,11 @@ class NumpyOps:
             result = np.empty((g.rows, g.cols, 3), np.uint8)
             view = result
         elif next_kernel:
-            out = Padded(np.zeros(padded_shape(oc, oh, ow, next_kernel)), next_kernel, (oc, oh, ow))
+            out = Padded(np.zeros(padded_shape(oc, oh, ow, next_kernel), np.float32), next_kernel, (oc, oh, ow))
             view = out.interior()
         else:
-            view = out = np.empty((oc, oh, ow), np.float64)
+            view = out = np.empty((oc, oh, ow), np.float32)
+        band_max: list[float] = []
 
         def run(r0: int, r1: int) -> None:
             n = (r1 - r0) * g.wp
@@ -249,23 +264,27 @@ class NumpyOps:
                     part += tmp
             if f32:
                 acc[...] = part
-            y = self._activate(layer, acc).reshape(-1, r1 - r0, g.wp)[:, :, :g.cols]
+            act = None if crop is not None else self._scratch(4, (o, n), np.float32)
+            y = self._activate(layer, acc, act).reshape(-1, r1 - r0, g.wp)[:, :, :g.cols]
             if crop is not None:
                 view[r0:r1] = y.transpose(1, 2, 0)
                 return
+            band_max.append(max(float(y.max(initial=0)), -float(y.min(initial=0))))
             y = y.reshape(oc, f, f, r1 - r0, g.cols)           # (c, a, b, y, x)
             # pixel shuffle: out[c, f y + a, f x + b] = y[c, a, b, y, x], one strided copy
             view[:, r0 * f:r1 * f, :].reshape(oc, r1 - r0, f, g.cols, f)[...] = y.transpose(0, 3, 1, 4, 2)
 
         self._map(run, g.rows, g.band)
+        if isinstance(out if crop is None else None, Padded):
+            out.max_abs = max(band_max, default=0.0)
         return result if crop is not None else out
 
 
 class Padded:
     """A feature map stored zero-padded for a ``kernel x kernel`` convolution (``convgeom``)."""
 
-    def __init__(self, array: np.ndarray, kernel: int, shape: tuple[int, int, int]) -> None:
-        self.array, self.kernel, self.shape = array, kernel, shape
+    def __init__(self, array: np.ndarray, kernel: int, shape: tuple[int, int, int], max_abs: float = 0.0) -> None:
+        self.array, self.kernel, self.shape, self.max_abs = array, kernel, shape, max_abs
 
     def interior(self) -> np.ndarray:
         c, h, w = self.shape
