@@ -9,12 +9,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .chunktypes import describe_chunk_type
-from .container import Chunk, read_container
+from .container import Chunk, Container, read_container
 from .errors import FormatError, TruncatedError
 from .fields import Record
 from .headers import ARCHS, StreamHeader, unpack_arch
 
-__all__ = ["ChunkInfo", "StreamInfo", "probe"]
+__all__ = ["ChunkInfo", "StreamInfo", "probe", "describe"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,15 @@ def probe(data: bytes, *, allow_truncated: bool = False) -> StreamInfo:
         TruncatedError: The file is cut (strict), or cut before ARCH (lenient).
         FormatError: Any container error, or a missing or malformed NHDR / ARCH.
     """
-    container = read_container(data, allow_truncated=allow_truncated)
+    return describe(read_container(data, allow_truncated=allow_truncated), len(data))
+
+
+def describe(container: Container, nbytes: int) -> StreamInfo:
+    """The description of an already-parsed container of ``nbytes`` bytes (what :func:`probe` returns).
+
+    Raises:
+        TruncatedError, FormatError: as :func:`probe`, for a missing or malformed NHDR / ARCH.
+    """
     by_type = {c.ctype: c for c in reversed(container.chunks)}  # first occurrence wins
     if b"NHDR" not in by_type or b"ARCH" not in by_type:
         missing = "NHDR" if b"NHDR" not in by_type else "ARCH"
@@ -111,4 +119,4 @@ def probe(data: bytes, *, allow_truncated: bool = False) -> StreamInfo:
     arch = unpack_arch(header.arch, by_type[b"ARCH"].data)
     listed = [(c, False) for c in container.chunks] + [(c, True) for c in container.skipped]
     chunks = tuple(_chunk_info(c, s) for c, s in sorted(listed, key=lambda item: item[0].offset))
-    return StreamInfo(container.version, header, arch, chunks, len(data), container.truncated)
+    return StreamInfo(container.version, header, arch, chunks, nbytes, container.truncated)

@@ -191,16 +191,15 @@ def decode(source: PathLike | bytes, output: PathLike | None = None, *, overwrit
         if output is not None:
             save_image(output, result.image, overwrite=overwrite, inputs=inputs)
         return result
-    return _decode_video(data, inputs, output, overwrite, frames, crf, opts)
+    return _decode_video(data, info, inputs, output, overwrite, frames, crf, opts)
 
 
-def _decode_video(data: bytes, inputs: tuple[PathLike, ...], output: PathLike | None, overwrite: bool,
-                  frames: Any, crf: int | None, opts: dict[str, Any]) -> DecodeResult:
+def _decode_video(data: bytes, info: StreamInfo, inputs: tuple[PathLike, ...], output: PathLike | None,
+                  overwrite: bool, frames: Any, crf: int | None, opts: dict[str, Any]) -> DecodeResult:
     from .decoder import DEFAULT_LIMITS, iter_frames, open_stream
     from .errors import LimitError
     from .video_io import check_video_output, write_video
 
-    info = _probe(data)
     h = info.header
     wanted = resolve_frame_range(parse_frame_range(frames), h.frames)
     if output is None:

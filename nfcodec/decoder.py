@@ -21,7 +21,8 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from .archs import ARCHS, ArchSpec, param_count
-from .bitstream import Container, FormatError, StreamHeader, StreamInfo, probe, read_container, unpack_arch
+from .bitstream import Container, FormatError, StreamHeader, StreamInfo, read_container, unpack_arch
+from .bitstream.probe import describe
 from .errors import ConfigError, LimitError, UnsupportedFeatureError
 from .exact import BACKENDS, get_ops
 from .variants import LAYOUTS, REPRESENTATIONS
@@ -133,7 +134,7 @@ LEGACY_WORK_FACTOR = 4
 
 def _check_limits(arch: ArchSpec, record: Any, header: StreamHeader, shapes: Sequence[tuple[int, ...]],
                   nbytes: int, limits: DecodeLimits, legacy: bool = False) -> None:
-    name = ARCHS.by_id(header.arch).name
+    name = arch.name
     params = param_count(shapes)
     if params > limits.max_params:
         raise LimitError(f"ARCH: this {name} has {params:,} parameters, more than the decoder limit "
@@ -225,7 +226,7 @@ def open_stream(data: bytes, *, backend: str = "auto", device: Optional[str] = N
     name = choose_backend(backend, container.version, device)
     ops = get_ops(name, device) if container.version[0] >= 2 else None   # a bad device fails before any work
     tensors = rep.materialize(shapes, container.chunks)
-    info = probe(data)
+    info = describe(container, len(data))
     if ops is None:
         return DecodedStream(header, record, arch, info, "torch", model=_legacy_model(arch, record, tensors))
     return DecodedStream(header, record, arch, info, name, program=build_program(arch, record, header, tensors),

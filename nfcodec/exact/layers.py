@@ -35,6 +35,7 @@ both run these layers and agree to the bit.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Optional
@@ -180,6 +181,7 @@ def make_layer(act: str, weight: QTensor, bias: QTensor, *, f_in: int, x_max: in
                  row_l1, kernel, frac)
 
 
+@functools.lru_cache(maxsize=None)
 def activation_max(act: str) -> int:
     """Largest |output| of an activation (the next layer's ``x_max``)."""
     if act == "gelu":

@@ -39,12 +39,6 @@ def _workers() -> int:
 
 
 @functools.lru_cache(maxsize=1)
-def _gelu_f32() -> np.ndarray:
-    """The GELU table as float32 (every entry, |v| < 2**16, is exact)."""
-    return T.gelu_table().astype(np.float32)
-
-
-@functools.lru_cache(maxsize=1)
 def _controller():
     """threadpoolctl's view of the loaded BLAS libraries (inspected once: ~1 ms each time)."""
     try:
@@ -66,7 +60,7 @@ def _single_threaded_blas() -> Iterator[None]:
 
 
 class NumpyOps:
-    """Primitives of the exact arithmetic on numpy arrays (see :mod:`nfcodec.exact.program`)."""
+    """Primitives of the exact arithmetic on numpy arrays (the programs of :mod:`nfcodec.archs` run on them)."""
 
     name = "numpy"
 
@@ -111,34 +105,28 @@ class NumpyOps:
 
     # ------------------------------------------------------------------ the arithmetic
     @staticmethod
-    def _gemm(layer: Layer, x: np.ndarray, x_max: float | None = None) -> np.ndarray:
-        """Exact ``q @ x`` (``x``: ``(fan_in, n)``) as a fresh, writable float64 array."""
-        if layer.f32_exact(x_max):
-            q = layer.cached("np32", lambda: layer.q.astype(np.float32))
-            return (q @ x.astype(np.float32, copy=False)).astype(np.float64)
-        return layer.q @ x.astype(np.float64, copy=False)
-
-    @staticmethod
-    def _activate(layer: Layer, acc: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """The affine step and the activation, in place on ``acc`` (``(out, n)`` float64); a
-        ``gelu`` result goes to ``out`` when given (float32 holds every GELU value exactly)."""
+    def _activate(layer: Layer, acc: np.ndarray, beta: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The affine step and the activation, in place on the float64 ``acc`` (``beta`` shaped to
+        broadcast: a row for dense layers, a column for convolutions).  A ``sine``/``gelu`` result
+        is gathered into ``out`` when given (float32 holds every GELU value exactly)."""
         np.multiply(acc, layer.alpha, out=acc)
-        acc += layer.beta
+        acc += beta
+        if layer.act == "out8":
+            np.clip(acc, 0, 255, out=acc)
+            np.rint(acc, out=acc)
+            return acc.astype(np.uint8)
         if layer.act == "sine":
             k = acc.view(np.int64)              # v - M = rne(phase): its low 16 bits index SIN
             k &= T.SIN_SIZE - 1
-            return np.take(T.sine_table_f64(), k)
-        if layer.act == "gelu":
+            table = T.sine_table_f64()
+        else:
             np.clip(acc, T.ROUND_MAGIC, T.ROUND_MAGIC + (2 * T.GELU_HALF - 1), out=acc)
             k = acc.view(np.int64)
             k &= 2 * T.GELU_HALF - 1
-            if out is None:
-                return np.take(T.gelu_table_f64(), k)
-            table = T.gelu_table_f64() if out.dtype == np.float64 else _gelu_f32()
-            return np.take(table, k, out=out, mode="clip")
-        np.clip(acc, 0, 255, out=acc)
-        np.rint(acc, out=acc)
-        return acc.astype(np.uint8)
+            table = T.gelu_table_f64() if out is None or out.dtype == np.float64 else T.gelu_table_f32()
+        if out is None:
+            return np.take(table, k)
+        return np.take(table, k, out=out, mode="clip")      # indices are in range: 'clip' skips buffering
 
     def _scratch(self, slot: int, shape: tuple[int, int], dtype=np.float64) -> np.ndarray:
         """Thread-local work buffer ``slot`` viewed as ``shape`` (no allocation per tile: large
@@ -181,24 +169,9 @@ class NumpyOps:
         ai = 1 if xi == 0 else 0
         acc = self._scratch(ai, (x.shape[0], layer.out_features))
         self._dense_gemm(layer, x, acc)
-        np.multiply(acc, layer.alpha, out=acc)
-        acc += layer.cached("beta_row", lambda: np.ascontiguousarray(layer.beta.reshape(1, -1)))
-        if layer.act == "out8":
-            np.clip(acc, 0, 255, out=acc)
-            np.rint(acc, out=acc)
-            return acc.astype(np.uint8)
-        if layer.act == "sine":
-            k = acc.view(np.int64)
-            k &= T.SIN_SIZE - 1
-            table = T.sine_table_f64()
-        else:
-            np.clip(acc, T.ROUND_MAGIC, T.ROUND_MAGIC + (2 * T.GELU_HALF - 1), out=acc)
-            k = acc.view(np.int64)
-            k &= 2 * T.GELU_HALF - 1
-            table = T.gelu_table_f64()
-        out = self._scratch(1 - ai, acc.shape)
-        np.take(table, k, out=out, mode="clip")      # indices are in range: 'clip' skips buffering
-        return out
+        beta = layer.cached("beta_row", lambda: np.ascontiguousarray(layer.beta.reshape(1, -1)))
+        out = None if layer.act == "out8" else self._scratch(1 - ai, acc.shape)
+        return self._activate(layer, acc, beta, out)
 
     def dense_rows(self, n: int, width: int, fn: Callable[[int, int], np.ndarray], out_cols: int,
                    dtype=np.uint8) -> np.ndarray:
@@ -265,7 +238,7 @@ class NumpyOps:
             if f32:
                 acc[...] = part
             act = None if crop is not None else self._scratch(4, (o, n), np.float32)
-            y = self._activate(layer, acc, act).reshape(-1, r1 - r0, g.wp)[:, :, :g.cols]
+            y = self._activate(layer, acc, layer.beta, act).reshape(-1, r1 - r0, g.wp)[:, :, :g.cols]
             if crop is not None:
                 view[r0:r1] = y.transpose(1, 2, 0)
                 return
@@ -275,7 +248,7 @@ class NumpyOps:
             view[:, r0 * f:r1 * f, :].reshape(oc, r1 - r0, f, g.cols, f)[...] = y.transpose(0, 3, 1, 4, 2)
 
         self._map(run, g.rows, g.band)
-        if isinstance(out if crop is None else None, Padded):
+        if crop is None and isinstance(out, Padded):
             out.max_abs = max(band_max, default=0.0)
         return result if crop is not None else out
 

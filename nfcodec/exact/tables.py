@@ -26,7 +26,7 @@ import numpy as np
 
 __all__ = ["SIN_BITS", "SIN_SIZE", "SIN_FRAC", "COORD_FRAC", "GELU_IN_FRAC", "GELU_FRAC", "GELU_RANGE_BITS",
            "GELU_HALF", "TURN", "ROUND_MAGIC", "MAX_INDEX", "sine_table", "gelu_table", "sine_table_f64",
-           "gelu_table_f64", "table_digest"]
+           "gelu_table_f64", "gelu_table_f32", "table_digest"]
 
 #: The sine table has 2**SIN_BITS entries over one turn.
 SIN_BITS = 16
@@ -121,19 +121,25 @@ def gelu_table() -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
+def _as_float(name: str, dtype: str) -> np.ndarray:
+    t = (sine_table if name == "sin" else gelu_table)().astype(dtype)   # exact: |entries| < 2**17
+    t.flags.writeable = False
+    return t
+
+
 def sine_table_f64() -> np.ndarray:
     """:func:`sine_table` as float64 (exact integers): the backends gather straight into GEMM input."""
-    t = sine_table().astype(np.float64)
-    t.flags.writeable = False
-    return t
+    return _as_float("sin", "float64")
 
 
-@functools.lru_cache(maxsize=None)
 def gelu_table_f64() -> np.ndarray:
     """:func:`gelu_table` as float64 (exact integers)."""
-    t = gelu_table().astype(np.float64)
-    t.flags.writeable = False
-    return t
+    return _as_float("gelu", "float64")
+
+
+def gelu_table_f32() -> np.ndarray:
+    """:func:`gelu_table` as float32 (every entry, |v| < 2**16, is exact)."""
+    return _as_float("gelu", "float32")
 
 
 def table_digest(table: np.ndarray) -> str:

@@ -73,11 +73,6 @@ class TorchOps:
     def _beta(self, layer: Layer) -> torch.Tensor:
         return layer.cached(f"torch:{self._key}:beta", lambda: torch.from_numpy(layer.beta).to(self.device))
 
-    def _gemm(self, layer: Layer, x: torch.Tensor, x_max: float | None = None) -> torch.Tensor:
-        f32 = layer.f32_exact(x_max)
-        q = self._weights(layer, f32)
-        return (q @ x.to(q.dtype)).to(torch.float64)
-
     def _activate(self, layer: Layer, acc: torch.Tensor, beta: torch.Tensor | None = None) -> torch.Tensor:
         v = acc * layer.alpha              # one rounding
         v = v + (self._beta(layer) if beta is None else beta)   # one rounding (separate kernel: never fused)
