@@ -42,7 +42,7 @@ Chunk rules
 Versions
 --------
 A reader MUST reject a major version it does not know and MUST accept any minor version of
-a major it knows (this module reads majors 1 and 2; it writes 2.0): minor versions only add
+a major it knows (this module reads majors 1 and 2; it writes 2.1): minor versions only add
 ancillary chunks, new table entries (ids whose
 absence old readers report as a field-range error) or new critical chunks that old readers
 reject by the unknown-critical rule.
@@ -53,6 +53,8 @@ version     change
 1.0         initial format: NHDR ARCH SEGM TDAT MASK SEED SCAL PRIR XFRM meTA NEND
 2.0         same container and payloads; the decoding arithmetic is normative and
             exact (docs/format.md section 6), so 1.x readers must not decode 2.x
+2.1         supermask representation (2): SEED, nested MASK and SCAL payloads and the
+            frozen-weight generator (docs/format.md sections 4.3, 4a, 5d, 6.7)
 ==========  ======================================================================
 """
 from __future__ import annotations
@@ -87,11 +89,12 @@ __all__ = [
 
 SIGNATURE = b"\x89NFC\r\n\x1a\n"
 #: The version this writer produces.
-FORMAT_VERSION = (2, 0)
+FORMAT_VERSION = (2, 1)
 #: Every released version and what it changed (a table, not branches in the reader).
 FORMAT_VERSIONS = {
     (1, 0): "initial format; pixels from a float32 renderer (platform-dependent)",
     (2, 0): "exact decoding arithmetic: the pixels are a function of the file (same container and payloads)",
+    (2, 1): "supermask representation (2): SEED, nested-mask MASK and SCAL payloads; frozen random weights",
 }
 #: Major versions this module reads.
 READ_MAJORS = frozenset(v[0] for v in FORMAT_VERSIONS)

@@ -45,7 +45,7 @@ import numpy as np
 
 from .errors import FormatError
 from .fields import ByteReader, write_uvarint, zigzag
-from .wiretable import WireTable
+from .registry import Registry
 
 __all__ = [
     "MAX_ALPHABET",
@@ -162,11 +162,11 @@ class EntropyModel(ABC):
         """
 
 
-_TABLE: WireTable[EntropyModel] = WireTable("entropy model")
-_MODELS = _TABLE.by_id
+_TABLE: Registry[EntropyModel] = Registry("entropy model")
+_MODELS = _TABLE.by_id_map
 _register = _TABLE.register
 #: Entropy models by name, in registration (= wire id) order.
-ENTROPY_MODELS: Mapping[str, EntropyModel] = _TABLE.by_name
+ENTROPY_MODELS: Mapping[str, EntropyModel] = _TABLE.by_name_map
 
 
 def _span(symbols: np.ndarray) -> tuple[int, int]:

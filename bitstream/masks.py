@@ -43,10 +43,11 @@ import numpy as np
 
 from .errors import FormatError
 from .fields import ByteReader, write_uvarint
-from .wiretable import WireTable
+from .registry import Registry
 
 __all__ = ["CodedMask", "MaskCoder", "MASK_CODERS", "encode_masks", "decode_masks", "mask_report",
-           "mask_coder_sizes", "encode_mask_body", "MAX_CONTEXT_ROWS", "RowBudget"]
+           "mask_coder_sizes", "encode_mask_body", "MAX_CONTEXT_ROWS", "RowBudget",
+           "encode_nested_masks", "decode_nested_masks", "MAX_LEVELS"]
 
 # PyO3 module: submodules are reached by attribute, `import constriction.stream.model` fails.
 _Categorical = constriction.stream.model.Categorical
@@ -165,11 +166,11 @@ class RowBudget:
         self.left -= rows
 
 
-_TABLE: WireTable[MaskCoder] = WireTable("mask coder")
-_CODERS = _TABLE.by_id
+_TABLE: Registry[MaskCoder] = Registry("mask coder")
+_CODERS = _TABLE.by_id_map
 _register = _TABLE.register
 #: Mask coders by name, in registration (= wire id) order.
-MASK_CODERS: Mapping[str, MaskCoder] = _TABLE.by_name
+MASK_CODERS: Mapping[str, MaskCoder] = _TABLE.by_name_map
 
 
 @_register
@@ -396,18 +397,24 @@ def encode_masks(masks: Sequence[CodedMask], coders: Sequence[MaskCoder] | None 
     Raises:
         ValueError: indices not strictly increasing, or no candidate coder applies.
     """
-    out = [write_uvarint(len(masks))]
-    last, rows_left = -1, MAX_CONTEXT_ROWS
     candidates = list(coders if coders is not None else _CODERS.values())
+    return _encode_list(masks, candidates, RowBudget(MAX_CONTEXT_ROWS))
+
+
+def _encode_list(masks: Sequence[CodedMask], candidates: Sequence[MaskCoder], rows: "RowBudget") -> bytes:
+    """One mask list (``count`` then the masks), each with its smallest candidate coder; the
+    ``context`` coder only while the payload's row budget lasts."""
+    out = [write_uvarint(len(masks))]
+    last = -1
     for mask in masks:
         if mask.index <= last:
             raise ValueError(f"mask indices must be strictly increasing: {mask.index} after {last}")
         last = mask.index
-        rows = mask.bits.shape[0] if mask.bits.ndim >= 2 and mask.bits.shape[0] > 0 else 1
-        allowed = [c for c in candidates if c.name != "context" or rows <= rows_left]
+        n_rows = mask.bits.shape[0] if mask.bits.ndim >= 2 and mask.bits.shape[0] > 0 else 1
+        allowed = [c for c in candidates if c.name != "context" or n_rows <= rows.left]
         coder, body = encode_mask_body(mask, allowed)
         if coder.name == "context":
-            rows_left -= rows
+            rows.left -= n_rows
         out += [write_uvarint(mask.index), write_uvarint(mask.flat.size), bytes([coder.wire_id]), body]
     return b"".join(out)
 
@@ -419,23 +426,43 @@ class _Head:
         self.index, self.n, self.coder = index, n, coder
 
 
-def _read_head(reader: ByteReader, ordinal: int, last: int, sizes: Optional[Sequence[int]], budget: int) -> _Head:
-    reader.context = f"MASK mask {ordinal}"
+def _read_head(reader: ByteReader, ordinal: int, last: int, sizes: Optional[Sequence[int]], budget: int,
+               what: str = "MASK") -> _Head:
+    reader.context = f"{what} mask {ordinal}"
     index = reader.uvarint("index")
-    reader.context = f"MASK mask {ordinal} (tensor {index})"
+    reader.context = f"{what} mask {ordinal} (tensor {index})"
     if index <= last:
         raise FormatError(f"{reader.context}: indices must be strictly increasing ({index} after {last})")
     if sizes is not None and index >= len(sizes):
         raise FormatError(f"{reader.context}: no such tensor, the architecture has {len(sizes)}")
     n = reader.uvarint("n")
+    if sizes is not None and sizes[index] < 0:
+        raise FormatError(f"{reader.context}: tensor {index} has no mask in the level above")
     if sizes is not None and n != sizes[index]:
-        raise FormatError(f"{reader.context}: n={n} bits, the tensor has {sizes[index]} elements")
+        what_n = "the tensor has" if what == "MASK" or what.endswith(" 1") else "the level above kept"
+        raise FormatError(f"{reader.context}: n={n} bits, {what_n} {sizes[index]} elements")
     if n > budget:
         raise FormatError(f"{reader.context}: n={n} exceeds the remaining budget of {budget} bits")
     wire_id = reader.u8("coder")
     if wire_id not in _CODERS:
         raise FormatError(f"{reader.context}: unknown mask coder id {wire_id} (known: {sorted(_CODERS)})")
     return _Head(index, n, _CODERS[wire_id])
+
+
+def _decode_list(reader: ByteReader, sizes: Optional[Sequence[int]], budget: int, rows: "RowBudget",
+                 what: str = "MASK") -> tuple[list[CodedMask], int]:
+    """One mask list (``count`` then the masks) at the reader's position: (masks, budget left)."""
+    count = reader.uvarint("count")
+    if count > reader.remaining:   # each mask takes at least 3 bytes
+        raise FormatError(f"{what} count={count}, only {reader.remaining} bytes follow")
+    masks: list[CodedMask] = []
+    last = -1
+    for i in range(count):
+        head = _read_head(reader, i, last, sizes, budget, what)
+        bits = head.coder.decode(reader, head.n, rows)
+        masks.append(CodedMask(head.index, bits))
+        last, budget = head.index, budget - head.n
+    return masks, budget
 
 
 def decode_masks(payload: bytes, *, sizes: Optional[Sequence[int]] = None,
@@ -456,19 +483,73 @@ def decode_masks(payload: bytes, *, sizes: Optional[Sequence[int]] = None,
             its tensor index).
     """
     reader = ByteReader(payload, "MASK")
-    count = reader.uvarint("count")
-    if count > reader.remaining:   # each mask takes at least 3 bytes
-        raise FormatError(f"MASK count={count}, only {reader.remaining} bytes follow")
-    masks: list[CodedMask] = []
-    last, budget, rows = -1, max_bits, RowBudget()
-    for i in range(count):
-        head = _read_head(reader, i, last, sizes, budget)
-        bits = head.coder.decode(reader, head.n, rows)
-        masks.append(CodedMask(head.index, bits))
-        last, budget = head.index, budget - head.n
+    masks, _ = _decode_list(reader, sizes, max_bits, RowBudget())
     if reader.remaining:
-        raise FormatError(f"MASK: {reader.remaining} bytes left after {count} masks")
+        raise FormatError(f"MASK: {reader.remaining} bytes left after {len(masks)} masks")
     return masks
+
+
+#: Most nested levels a MASK payload of nested masks may hold.
+MAX_LEVELS = 8
+
+
+def encode_nested_masks(levels: Sequence[Sequence[CodedMask]], coders: Sequence[MaskCoder] | None = None) -> bytes:
+    """Serialize nested masks (supermask levels) into a MASK payload.
+
+    Wire format: ``u8 N`` (1 <= N <= :data:`MAX_LEVELS`), then N mask lists, each exactly a MASK
+    payload (``count``, masks).  Level 1 masks a tensor's elements; level n > 1 masks the positions
+    level n - 1 kept (its ``n`` is their count, its bits follow their C order).  Every level lists
+    the same tensor indices.  One context-row budget covers the whole payload.
+
+    Args:
+        levels: ``levels[n]`` are the level n + 1 masks (level n > 0 over level n's kept positions).
+    """
+    if not 1 <= len(levels) <= MAX_LEVELS:
+        raise ValueError(f"{len(levels)} mask levels, need 1 to {MAX_LEVELS}")
+    first = [m.index for m in levels[0]]
+    out = [bytes([len(levels)])]
+    rows = RowBudget(MAX_CONTEXT_ROWS)
+    candidates = list(coders if coders is not None else _CODERS.values())
+    for n, masks in enumerate(levels):
+        if [m.index for m in masks] != first:
+            raise ValueError(f"mask level {n + 1} lists tensors {[m.index for m in masks]}, level 1 lists {first}")
+        out.append(_encode_list(masks, candidates, rows))
+    return b"".join(out)
+
+
+def decode_nested_masks(payload: bytes, *, sizes: Sequence[int], max_bits: int = 2**28) -> list[list[CodedMask]]:
+    """Decode a payload of :func:`encode_nested_masks`; every size and index is checked first.
+
+    Args:
+        sizes: element count of every tensor of the architecture (by index).
+        max_bits: limit on the total number of bits of all levels.
+
+    Returns:
+        The levels, each a list of 1-D bool masks (level n > 1 over level n - 1's kept positions).
+
+    Raises:
+        FormatError: malformed, corrupt or inconsistent data (names the level, mask and tensor).
+    """
+    reader = ByteReader(payload, "MASK")
+    n_levels = reader.u8("levels")
+    if not 1 <= n_levels <= MAX_LEVELS:
+        raise FormatError(f"MASK levels={n_levels} outside [1, {MAX_LEVELS}]")
+    levels: list[list[CodedMask]] = []
+    budget, rows = max_bits, RowBudget()
+    for n in range(n_levels):
+        if n == 0:
+            level_sizes: Sequence[int] = sizes
+        else:
+            kept = {m.index: int(np.count_nonzero(m.flat)) for m in levels[-1]}
+            level_sizes = [kept.get(i, -1) for i in range(len(sizes))]
+        masks, budget = _decode_list(reader, level_sizes, budget, rows, f"MASK level {n + 1}")
+        if n and [m.index for m in masks] != [m.index for m in levels[0]]:
+            raise FormatError(f"MASK level {n + 1} lists tensors {[m.index for m in masks]}, "
+                              f"level 1 lists {[m.index for m in levels[0]]}")
+        levels.append(masks)
+    if reader.remaining:
+        raise FormatError(f"MASK: {reader.remaining} bytes left after {n_levels} levels")
+    return levels
 
 
 def mask_report(payload: bytes) -> list[dict[str, Any]]:

@@ -17,6 +17,17 @@ from .. import __version__
 from ..bitstream import BitstreamError
 from ..errors import NFCodecError
 
+
+def _names(kind: str) -> list[str]:
+    """The registered names of a variant kind (CLI choices come from the registries)."""
+    if kind == "architecture":
+        from ..archs import ARCHS
+
+        return ARCHS.names()
+    from ..variants import REPRESENTATIONS
+
+    return REPRESENTATIONS.names()
+
 __all__ = ["cli", "main"]
 
 
@@ -97,7 +108,7 @@ def _factors(ctx: Any, param: Any, value: str | None) -> tuple[int, ...] | None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .nfc file.")
 @click.option("--preset", type=click.Choice(["fast", "default", "high"]), default="default", show_default=True,
               help="Image presets (SIREN) or video presets (NeRV); see docs.")
-@click.option("--arch", type=click.Choice(["siren", "nerv"]), help="Network (default: siren for images, nerv for videos).")
+@click.option("--arch", type=click.Choice(_names("architecture")), help="Network (default: siren for images, nerv for videos).")
 @click.option("--frames", "frames", help="Videos: frame range A:B[:STEP] (0-based, B excluded), e.g. 0:60.")
 @click.option("--resize", help="Videos: scale frames to WxH before encoding, e.g. 320x180.")
 @click.option("--width", type=click.IntRange(1, 4096), help="SIREN hidden units per layer.")
@@ -108,8 +119,13 @@ def _factors(ctx: Any, param: Any, value: str | None) -> tuple[int, ...] | None:
               help="Rate control: a file of at most this many bits per pixel (and at least 95% of it).")
 @click.option("--psnr", type=click.FloatRange(0, 100, min_open=True, max_open=True),
               help="Rate control: the smallest file found that decodes to at least this PSNR (dB).")
-@click.option("--representation", type=click.Choice(["dense", "pruned"]),
-              help="dense: every weight coded; pruned: magnitude-pruned weights plus coded masks.")
+@click.option("--representation", type=click.Choice(_names("representation")),
+              help="dense: every weight coded; pruned: magnitude-pruned weights plus coded masks; "
+                   "supermask: random weights from --seed, nested masks and scales (no weight values).")
+@click.option("--levels", type=click.IntRange(1, 8), help="Supermask: nested mask levels (default 3).")
+@click.option("--density", type=click.FloatRange(0.001, 0.5),
+              help="Supermask: share of each weight tensor the first level keeps (default 0.2; "
+                   "the others follow the linear rule of Okoshi et al.).")
 @click.option("--sparsity", type=click.FloatRange(0.0, 0.999),
               help="Pruned: share of weights removed (rate control default: 0.2).")
 @click.option("--prune-scope", type=click.Choice(["global", "layer"]),
@@ -132,7 +148,8 @@ def _factors(ctx: Any, param: Any, value: str | None) -> tuple[int, ...] | None:
 @click.option("--min-channels", type=click.IntRange(1, 4096), help="NeRV: floor of the block channels.")
 @click.option("--mlp-hidden", type=click.IntRange(1, 4096), help="NeRV: hidden units of the MLP.")
 @click.option("--factors", callback=_factors, help="NeRV: upscale factors, e.g. 5,2,2,2,2 (default: from the size).")
-@click.option("--seed", type=click.IntRange(0), help="Encoder seed (initialisation and batches).")
+@click.option("--seed", type=click.IntRange(0), help="Seed of the initialisation and batches; with supermask also the file's "
+                                                   "SEED, from which the decoder regenerates the weights.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--no-meta", is_flag=True, help="Do not store settings in the ancillary meTA chunk.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
@@ -168,7 +185,9 @@ def encode(input: str, output: str, preset: str, frames: str | None, resize: str
         if r.rate_control:
             rc = r.rate_control
             chosen = ", ".join(f"{k}={v}" for k, v in rc.items() if k not in ("mode", "target", "bpp"))
-            click.echo(f"rate control ({rc['mode']} {rc['target']}): {chosen}")
+            what = f"network sized for the clip (target {rc['target']} bpp)" if rc["mode"] == "clip" else \
+                f"rate control ({rc['mode']} {rc['target']})"
+            click.echo(f"{what}: {chosen}")
 
 
 @cli.command()
@@ -209,19 +228,26 @@ def decode(input: str, output: str, frames: str | None, crf: int | None, backend
 def info(input: str, as_json: bool, verbose: bool) -> None:
     """Show a .nfc file's header, architecture and chunk table (no decoding)."""
     from ..api import probe
-    from ..bitstream import mask_report, read_container, tensor_report
+    from ..bitstream import read_container, tensor_report
     from ..media import read_input_bytes
 
     data = read_input_bytes(input)
     si = probe(data)
+    from ..archs import ARCHS
+    from ..variants import REPRESENTATIONS
+
     tensors, masks = [], []
+    chunks = read_container(data).chunks
+    rep = REPRESENTATIONS.by_id(si.header.representation)
+    payload = rep.describe(ARCHS.by_id(si.header.arch).param_shapes(si.arch), chunks)
+    masks = payload.pop("masks", [])      # per-mask rows (pruned), listed with -v
     if verbose:
-        chunks = read_container(data).chunks
         tensors = [t for c in chunks if c.ctype == b"TDAT" for t in tensor_report(c.data)]
-        masks = [m for c in chunks if c.ctype == b"MASK" for m in mask_report(c.data)]
+    else:
+        masks = []
     decoding = "exact" if si.version[0] >= 2 else "float32"
     if as_json:
-        click.echo(json.dumps({**si.as_dict(), "decoding": decoding,
+        click.echo(json.dumps({**si.as_dict(), "decoding": decoding, "payload": payload,
                                **({"tensors": tensors, "masks": masks} if verbose else {})}, default=str))
         return
     click.echo(f"{input}: nfc v{si.version[0]}.{si.version[1]}, {si.nbytes} bytes, {si.bpp:.4f} bpp")
@@ -240,6 +266,14 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
     click.echo(f"  architecture ({si.arch.NAME}):")
     for name, value in si.arch.describe():
         click.echo(f"    {name:<13}{value}")
+    click.echo(f"  payload ({rep.name}):")
+    for name, value in payload.items():
+        if name == "levels":
+            for row in value:
+                click.echo(f"    level {row['level']:<7}kept {row['kept']} of {row['coded_over']} coded positions "
+                           f"(density {row['density']:.4f} of the masked weights)")
+            continue
+        click.echo(f"    {name:<21}{value}")
     click.echo("  chunks:")
     for c in si.chunks:
         kind = "critical" if c.critical else "ancillary"

@@ -7,6 +7,7 @@ overwritten.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from fractions import Fraction
 from typing import Any, Callable, Iterator, Union
@@ -15,7 +16,7 @@ import numpy as np
 
 from .bitstream import StreamInfo
 from .bitstream import probe as _probe
-from .config import CodecConfig, get_preset
+from .config import SIZE_KNOBS, CodecConfig, get_preset
 from .decoder import DecodeLimits
 from .errors import ConfigError, InputError
 from .media import (Video, check_output_path, is_image_path, is_video_source, load_image,
@@ -33,7 +34,7 @@ def _load_source(source: PathLike | bytes) -> tuple[bytes, tuple[PathLike, ...]]
     return read_input_bytes(source), (source,)
 
 
-def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, preset: str = "default",
+def encode(source: PathLike | np.ndarray | Video, output: PathLike | None = None, *, preset: str = "default",
            config: CodecConfig | None = None, overwrite: bool = False, metadata: bool = True,
            progress: Callable[[int, int, float], None] | None = None, frames: str | slice | range | None = None,
            resize: str | tuple[int, int] | None = None, fps: Fraction | int | None = None,
@@ -43,7 +44,7 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, pre
     Args:
         source: image path (anything Pillow reads), video path (mp4, mkv, webm, y4m, ...; see
             :data:`nfcodec.media.VIDEO_SUFFIXES`), folder or glob of PNG frames, an (H, W, 3)
-            uint8 image array or a (T, H, W, 3) uint8 clip.
+            uint8 image array, a (T, H, W, 3) uint8 clip, or a :class:`Video` (``nfcodec.read_video``).
         output: where to write the ``.nfc`` file (optional; ``result.data`` always holds it).
         preset: ``fast``, ``default`` or ``high`` (image presets for SIREN, video presets for NeRV;
             ignored when ``config`` is given).
@@ -96,7 +97,14 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, pre
                      metadata=metadata, progress=progress)
     else:
         enc = encode_video if video else encode_image
+        sizing = None
+        if video and config is None and not SIZE_KNOBS & {k for k, v in knobs.items() if v is not None}:
+            from .ratecontrol import clip_sized
+
+            cfg, sizing = clip_sized(media.frames, 1, media.fps, cfg, name)
         result = enc(media, cfg, preset=name, metadata=metadata, progress=progress)
+        if sizing is not None:
+            result = dataclasses.replace(result, rate_control={**sizing, "bpp": round(result.bpp, 6)})
     if output is not None:
         result.save(output, overwrite=overwrite, inputs=inputs)
     return result
@@ -105,6 +113,10 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, pre
 def _load_media(source: PathLike | np.ndarray, frames: Any, resize: Any,
                 fps: Fraction | int | None) -> tuple[np.ndarray | Video, tuple[PathLike, ...]]:
     """An image array or a :class:`Video`, and the input paths to protect from overwriting."""
+    if isinstance(source, Video):      # e.g. from nfcodec.read_video: its own frame rate
+        if frames is not None or resize is not None:
+            raise ConfigError("frames= and resize= apply when reading a file; select frames of a Video yourself")
+        return source, ()
     if isinstance(source, np.ndarray) and source.ndim == 4:
         sel = parse_frame_range(frames)
         clip = source if sel is None else source[list(resolve_frame_range(sel, source.shape[0]))]

@@ -233,7 +233,8 @@ class _PyAVCodec(Baseline):
             self.check()
         av = _av()
         buf = io.BytesIO()
-        with av.open(buf, "w", format="mp4") as out:
+        # bitexact: no creation time in the MP4 header, so the same clip gives the same bytes
+        with av.open(buf, "w", format="mp4", container_options={"fflags": "+bitexact"}) as out:
             stream = out.add_stream(encoder, rate=fps or DEFAULT_FPS)
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             cc = stream.codec_context

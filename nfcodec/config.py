@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["ModelConfig", "QuantConfig", "FitConfig", "PruneConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "KNOBS",
+__all__ = ["ModelConfig", "QuantConfig", "FitConfig", "PruneConfig", "SupermaskConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "KNOBS", "SIZE_KNOBS",
            "get_preset"]
 
 
@@ -88,7 +88,7 @@ class FitConfig:
     final_lr_ratio: float = 0.05
     warmup_steps: int = 50
     batch_pixels: int = 16384    # pixels per step (0 = full image); minibatches are ~40x cheaper on CPU
-    seed: int = 0                # encoder-side randomness (init, batches): the file never depends on it
+    seed: int = 0                # init and batches; the supermask representation also stores it (SEED)
     device: str = "auto"         # auto | cpu | cuda | cuda:N
     amp: bool = True             # bf16 autocast on CUDA (ignored on CPU, where bf16 is slower)
     epochs: int = 0              # NeRV: passes over the frames (0: use `steps`); steps = epochs * ceil(T / batch_frames)
@@ -128,11 +128,31 @@ class PruneConfig:
 
 
 @dataclass(frozen=True)
+class SupermaskConfig:
+    """Supermask with seed (``representation="supermask"``; see :mod:`nfcodec.reps.supermask`).
+
+    The weights are frozen random values from ``FitConfig.seed``; the fit trains one score per
+    weight and ``levels - 1`` scales.  Level densities: ``density`` then the linear rule of
+    Okoshi et al. (0.2 -> 0.2 / 0.0595 / 0.0129 for 3 levels, as in the paper).
+    """
+
+    levels: int = 3              # nested masks N (paper: 3)
+    density: float = 0.2         # k_1, share of each weight tensor the first mask keeps (paper: 0.2)
+    score_lr: float = 0.03       # Adam peak rate of the scores and scales (paper sweeps 0.015-0.2; 0.03 measured best of 0.003-0.1)
+
+    def __post_init__(self) -> None:
+        _check("levels", self.levels, 1, 8)
+        _check("density", self.density, 0.001, 0.5)
+        _check("score_lr", self.score_lr, 1e-6, 10.0)
+
+
+@dataclass(frozen=True)
 class CodecConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     quant: QuantConfig = field(default_factory=QuantConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
+    supermask: SupermaskConfig = field(default_factory=SupermaskConfig)
     representation: str = "dense"
     layout: str = "single"
 
@@ -141,7 +161,7 @@ class CodecConfig:
 
         ``None`` values are ignored so CLI options that were not given can be passed through.
         """
-        parts: dict[str, dict[str, Any]] = {"model": {}, "quant": {}, "fit": {}, "prune": {}, "": {}}
+        parts: dict[str, dict[str, Any]] = {"model": {}, "quant": {}, "fit": {}, "prune": {}, "supermask": {}, "": {}}
         for name, value in knobs.items():
             if value is None:
                 continue
@@ -154,6 +174,7 @@ class CodecConfig:
             quant=dataclasses.replace(self.quant, **parts["quant"]),
             fit=dataclasses.replace(self.fit, **parts["fit"]),
             prune=dataclasses.replace(self.prune, **parts["prune"]),
+            supermask=dataclasses.replace(self.supermask, **parts["supermask"]),
             **parts[""],
         )
 
@@ -166,9 +187,14 @@ KNOBS: dict[str, str] = {
     **{f.name: "quant" for f in dataclasses.fields(QuantConfig)},
     **{f.name: "fit" for f in dataclasses.fields(FitConfig)},
     **{f.name: "prune" for f in dataclasses.fields(PruneConfig)},
+    **{f.name: "supermask" for f in dataclasses.fields(SupermaskConfig)},
     "representation": "",
     "layout": "",
 }
+
+#: The knobs that set a network's size: given any of them, a default video encode keeps the
+#: preset's size instead of sizing the network for the clip (nfcodec.ratecontrol.clip_sized).
+SIZE_KNOBS = frozenset({"width", "depth", "c1", "c2", "min_channels", "mlp_hidden"})
 
 # Presets, tuned on a 2-core CPU for Kodak-sized (768x512) images; see docs/benchmarks.md.
 PRESETS: dict[str, CodecConfig] = {

@@ -225,7 +225,7 @@ def open_stream(data: bytes, *, backend: str = "auto", device: Optional[str] = N
     _check_limits(arch, record, header, shapes, len(data), limits, legacy=container.version[0] < 2)
     name = choose_backend(backend, container.version, device)
     ops = get_ops(name, device) if container.version[0] >= 2 else None   # a bad device fails before any work
-    tensors = rep.materialize(shapes, container.chunks)
+    tensors = rep.materialize(shapes, container.chunks, arch.init_laws(record))
     info = describe(container, len(data))
     if ops is None:
         return DecodedStream(header, record, arch, info, "torch", model=_legacy_model(arch, record, tensors))

@@ -1,8 +1,9 @@
 """The encoder: image or clip -> fitted network -> quantized, entropy-coded container (closed loop).
 
-    frames --fit (ArchSpec.sampler batches, Adam, pruning, QAT)--> weights
-          --steps (bit depth, or the RD search of nfcodec.rdsearch)--> representation.export
-          --write_container([NHDR, ARCH, MASK?, TDAT, meTA?, NEND])--> bytes
+    frames --fit (ArchSpec.sampler batches, Adam; the representation's FitHooks)--> network
+          --representation.payload--> Payload (weights, masks, seed, scales ...)
+          --steps (bit depth, or the RD search of nfcodec.rdsearch)--> payload.chunks
+          --write_container([NHDR, ARCH, <payload chunks>, meTA?, NEND])--> bytes
           --decoder.decode_bytes--> the pixels any decoder will produce (reported PSNR)
 
 The pieces (:func:`fit_signal`, :func:`container_bytes`, :func:`quant_problem`, :func:`finish`)
@@ -60,8 +61,8 @@ def meta_dict(config: CodecConfig, preset: str | None, video: bool) -> dict[str,
         meta.update(arch=m.arch, c1=m.c1, c2=m.c2, mlp_hidden=m.mlp_hidden, epochs=f.epochs,
                     batch_frames=f.batch_frames)
     if config.representation != "dense":
-        meta.update(representation=config.representation, sparsity=config.prune.sparsity,
-                    prune_scope=config.prune.prune_scope)
+        meta["representation"] = config.representation
+    meta.update(REPRESENTATIONS.by_name(config.representation).settings(config))
     if q.rd_search:
         meta["rd_lambda"] = q.rd_lambda or "auto"
     return meta
@@ -77,6 +78,7 @@ class Fitted:
     rep: Any
     model: torch.nn.Module
     fit: FitResult
+    payload: Any            # nfcodec.variants.Payload: what the representation stores
     frames: np.ndarray      # (T, H, W, 3) uint8 source
     config: CodecConfig
 
@@ -121,8 +123,8 @@ def _encode(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, 
     t0 = time.perf_counter()
     fitted = fit_signal(frames, media, fps, config, progress)
     meta = meta_dict(config, preset, media == 1) if metadata else None
-    steps = fitted.fit.steps
-    if config.quant.rd_search:
+    steps = fitted.payload.steps
+    if config.quant.rd_search and fitted.payload.n_tensors:
         steps, _ = rd_steps(quant_problem(fitted, meta), steps, config.quant.rd_lambda)
     return finish(fitted, container_bytes(fitted, steps, meta), t0)
 
@@ -158,15 +160,16 @@ def fit_signal(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfi
     torch.manual_seed(config.fit.seed)  # encoder-side only: the file never depends on this stream
     model = arch.build(record).init_weights_(torch.Generator().manual_seed(config.fit.seed))
     sampler = arch.sampler(record, frames, config.fit, header)
-    prune_cfg = config.prune if config.representation == "pruned" else None
-    result = fit_sampler(model, sampler, config.fit, config.quant, prune_cfg=prune_cfg, progress=progress)
-    return Fitted(header, record, arch, rep, model, result, frames, config)
+    hooks = rep.fit_hooks(config, arch, record)
+    result = fit_sampler(model, sampler, config.fit, config.quant, hooks, progress=progress)
+    payload = rep.payload(model, result, arch, record, config)
+    return Fitted(header, record, arch, rep, model, result, payload, frames, config)
 
 
 def container_bytes(fitted: Fitted, steps: Sequence[int], meta: Optional[dict[str, Any]]) -> bytes:
     """The complete ``.nfc`` file for the fitted network quantized with ``steps``."""
     chunks = [Chunk(b"NHDR", fitted.header.pack()), Chunk(b"ARCH", fitted.record.pack()),
-              *fitted.rep.export(fitted.model, steps, fitted.fit.masks)]
+              *fitted.payload.chunks(steps)]
     if meta is not None:
         chunks.append(Chunk(b"meTA", json.dumps(meta, separators=(",", ":")).encode()))
     return write_container([*chunks, Chunk(b"NEND", b"")])
@@ -174,9 +177,9 @@ def container_bytes(fitted: Fitted, steps: Sequence[int], meta: Optional[dict[st
 
 def quant_problem(fitted: Fitted, meta: Optional[dict[str, Any]]) -> QuantProblem:
     """The fitted network as an RD search problem: exact file overhead, real coder, decoder's pixels."""
-    problem = QuantProblem(fitted.model, Evaluator(fitted.arch, fitted.record, fitted.header, fitted.frames),
-                           fitted.pixels, 0, fitted.fit.masks)
-    steps = fitted.fit.steps
+    problem = QuantProblem(fitted.payload, Evaluator(fitted.arch, fitted.record, fitted.header, fitted.frames),
+                           fitted.pixels, 0)
+    steps = fitted.payload.steps
     problem.overhead = len(container_bytes(fitted, steps, meta)) - problem.total_bytes(steps)
     return problem
 

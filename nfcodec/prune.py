@@ -12,8 +12,8 @@ How: magnitude of the raw weights, as in Meta-SparseINR (Lee et al., 2021), eith
 * ``layer`` -- the same share in every prunable tensor: ``round(sparsity x n_i)`` per tensor.
 
 Counts are exact (ties are broken by position, first in parameter order then C order), and a
-pruned weight stays pruned.  :func:`fit_sampler <nfcodec.fit.fit_sampler>` runs
-:func:`schedule` rounds (geometric: the kept share after round ``r`` of ``R`` is
+pruned weight stays pruned.  :class:`PruneHooks` plugs this into
+:func:`fit_sampler <nfcodec.fit.fit_sampler>`: :func:`schedule` rounds (geometric: the kept share after round ``r`` of ``R`` is
 ``keep^(r/R)``), each followed by a fine-tune of the survivors with the pruned weights held at
 exactly zero (:func:`mask_grads_` before each optimizer step, :func:`apply_masks_` after it).
 """
@@ -25,7 +25,10 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-__all__ = ["MIN_PRUNABLE", "FINETUNE_LR", "is_prunable", "schedule", "round_steps", "magnitude_masks",
+from .config import PruneConfig
+from .fit import FitHooks, Phase
+
+__all__ = ["PruneHooks", "MIN_PRUNABLE", "FINETUNE_LR", "is_prunable", "schedule", "round_steps", "magnitude_masks",
            "apply_masks_", "mask_grads_", "masks_to_numpy", "finetune_lr"]
 
 #: Tensors with fewer elements than this stay dense (as do all 0-d and 1-d tensors).
@@ -130,3 +133,38 @@ def finetune_lr(step: int, n_steps: int, peak: float, final_ratio: float) -> flo
     t = (step - warm) / max(1, n_steps - warm)
     lo = peak * final_ratio
     return lo + 0.5 * (peak - lo) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+class PruneHooks(FitHooks):
+    """The ``pruned`` representation's fit: after the float fit, ``prune_rounds`` phases each prune
+    to the next sparsity of :func:`schedule` and fine-tune the survivors (fresh Adam at
+    ``FINETUNE_LR x lr``, warm-up and cosine decay), pruned weights held at exactly zero.
+    With ``sparsity == 0`` nothing is pruned, but the prunable tensors still get (all-True) masks.
+    """
+
+    def __init__(self, cfg: PruneConfig) -> None:
+        self.cfg = cfg
+        self._masks: list[Mask] = []
+
+    def phases(self, params, fit_steps, lr, final_lr_ratio):
+        self._masks = magnitude_masks(params, 0.0)
+        if self.cfg.sparsity <= 0:
+            return []
+        n = round_steps(fit_steps, self.cfg.prune_fraction, self.cfg.prune_rounds)
+        peak = FINETUNE_LR * lr
+
+        def start(sparsity: float) -> None:
+            self._masks = magnitude_masks(params, sparsity, self.cfg.prune_scope, self._masks)
+            apply_masks_(params, self._masks)
+
+        return [Phase(n, peak, lambda i: finetune_lr(i, n, peak, final_lr_ratio), lambda s=s: start(s))
+                for s in schedule(self.cfg.sparsity, self.cfg.prune_rounds)]
+
+    def after_backward(self, params) -> None:
+        mask_grads_(params, self._masks)
+
+    def after_step(self, params) -> None:
+        apply_masks_(params, self._masks)
+
+    def masks(self, params):
+        return list(self._masks) if self._masks else magnitude_masks(params, 0.0)

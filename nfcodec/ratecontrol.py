@@ -7,12 +7,13 @@ then by the quantization steps, which can be moved after it.  So:
 the accepted band ``[0.95 * budget, budget]`` (never over).
 
 1. Pick the model size: the largest size on the architecture's ladder (SIREN: hidden width at
-   the preset's depth; NeRV: all channel counts scaled together) whose file at the preset's bit
-   depth is predicted at :data:`OVERSIZE` x the budget (:data:`BITS_PER_WEIGHT` measured on
-   Kodak; pruned tensors count their survivors plus one bit of mask entropy per weight).
-   Fitting a slightly larger network and coarsening its steps beats a smaller one at 10 bits.
-2. Fit it (with pruning at the configured sparsity for ``representation="pruned"``; 0.2 when
-   none was given).
+   the preset's depth; NeRV: all channel counts scaled together) whose file is predicted (the
+   representation's ``predicted_bits``) at the representation's ``rate_oversize`` x the budget.
+   Quantized representations (dense, pruned) use :data:`OVERSIZE`: fitting a slightly larger
+   network and coarsening its steps beats a smaller one at 10 bits.  The representation's
+   ``rate_config`` then adapts its own settings (pruned: sparsity 0.2 when none was given;
+   supermask: the density k_1 whose masks fill the budget, since its size has no steps).
+2. Fit it.
 3. :func:`nfcodec.rdsearch.search_budget` moves the per-tensor steps (real coder, decoder's
    pixels) to the lowest distortion inside the band.  The file size is exact, not estimated.
 4. If the band cannot be reached (every tensor at its coarsest or finest useful step), refit
@@ -36,20 +37,19 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .config import CodecConfig
+from .config import SIZE_KNOBS, CodecConfig
+from .variants import REPRESENTATIONS
 from .encoder import Fitted, container_bytes, finish, fit_signal, meta_dict, quant_problem, stream_header
 from .errors import ConfigError
 from .archs import ARCHS
 from .rdsearch import Evaluator, search_budget, search_quality
 from .results import EncodeResult
 
-__all__ = ["encode_to_bpp", "encode_to_psnr", "check_target", "BAND", "BITS_PER_WEIGHT", "OVERSIZE", "scaled_config",
-           "model_size"]
+__all__ = ["encode_to_bpp", "encode_to_psnr", "check_target", "BAND", "OVERSIZE", "scaled_config", "model_size",
+           "clip_bpp", "clip_sized", "SIZE_KNOBS", "CLIP_BPP"]
 
 BAND = 0.05                 # a --bpp file lands in [(1 - BAND) * target, target]
-BITS_PER_WEIGHT = 9.0       # coded bits per weight at 10 bits (Kodak, laplace/gaussian; docs/benchmarks.md)
 OVERSIZE = 1.3              # fit a network whose 10-bit file would be this much over the budget
-DEFAULT_SPARSITY = 0.2      # pruned representation under rate control, when no sparsity was given (measured best of 0.2-0.7)
 DB_PER_DOUBLING = 3.0       # PSNR gained per doubling of the parameter count (rough, for jumps)
 
 ProgressFn = Callable[[int, int, float], None]
@@ -93,15 +93,14 @@ def check_target(name: str, value: Any) -> None:
                           else f"bpp={value!r} must be a positive number")
 
 
-def _h2(p: float) -> float:
-    return 0.0 if p <= 0 or p >= 1 else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+def _shapes(config: CodecConfig, header: Any) -> list[tuple[int, ...]]:
+    arch = ARCHS.by_name(config.model.arch)
+    return arch.param_shapes(arch.make_record(config.model, header))
 
 
 def _predicted_bytes(config: CodecConfig, header: Any, overhead: int) -> float:
-    prunable, other = model_size(config, header)
-    s = config.prune.sparsity if config.representation == "pruned" else 0.0
-    bits = (prunable * (1 - s) + other) * BITS_PER_WEIGHT * config.quant.bits / 10 + prunable * _h2(s)
-    return overhead + bits / 8
+    rep = REPRESENTATIONS.by_name(config.representation)
+    return overhead + rep.predicted_bits(_shapes(config, header), config) / 8
 
 
 _SCALES = [2 ** (k / 8) for k in range(-40, 25)]   # the size ladder: 2^(1/8) steps, 1/32x .. 8x the preset
@@ -119,10 +118,10 @@ def _scale_for(config: CodecConfig, header: Any, max_bytes: float, overhead: int
     return best
 
 
-def _with_sparsity(config: CodecConfig) -> CodecConfig:
-    if config.representation == "pruned" and config.prune.sparsity == 0:
-        return config.replace(sparsity=DEFAULT_SPARSITY)
-    return config
+def _with_defaults(config: CodecConfig, header: Any, max_bits: Optional[float] = None) -> CodecConfig:
+    """The representation's own settings under rate control (``rate_config``)."""
+    rep = REPRESENTATIONS.by_name(config.representation)
+    return rep.rate_config(config, _shapes(config, header), max_bits)
 
 
 def _settings(config: CodecConfig, fits: int) -> dict[str, Any]:
@@ -132,8 +131,7 @@ def _settings(config: CodecConfig, fits: int) -> dict[str, Any]:
         out.update(c1=m.c1, c2=m.c2, min_channels=m.min_channels, mlp_hidden=m.mlp_hidden)
     else:
         out.update(width=m.width, depth=m.depth)
-    if config.representation == "pruned":
-        out["sparsity"] = config.prune.sparsity
+    out.update(REPRESENTATIONS.by_name(config.representation).settings(config))
     out["fits"] = fits
     return out
 
@@ -161,9 +159,12 @@ def _fit(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, pro
 
 def _fit_at(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, scale: float,
             rc: dict[str, Any], fit_no: int, preset: Optional[str], metadata: bool,
-            progress: Optional[ProgressFn], done: list[int]) -> tuple[dict[str, Any], Any, Fitted, Any]:
+            progress: Optional[ProgressFn], done: list[int],
+            max_bits: Optional[float] = None) -> tuple[dict[str, Any], Any, Fitted, Any]:
     """Fit the network at ``scale``: its rate-control record, meTA dict, fit and RD problem."""
     cfg = scaled_config(config, scale)
+    if max_bits is not None:
+        cfg = _with_defaults(cfg, stream_header(frames, media, fps, cfg), max_bits)
     rc_full = {**rc, **_settings(cfg, fit_no)}
     meta = _meta(cfg, preset, media == 1, rc_full) if metadata else None
     fitted = _fit(frames, media, fps, cfg, progress, done)
@@ -172,22 +173,26 @@ def _fit_at(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, 
 
 def encode_to_bpp(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, target: float, *,
                   preset: Optional[str] = None, metadata: bool = True, progress: Optional[ProgressFn] = None,
-                  max_fits: int = 3, oversize: float = OVERSIZE) -> EncodeResult:
+                  max_fits: int = 3, oversize: Optional[float] = None) -> EncodeResult:
     """Encode into ``[(1 - BAND) * target, target]`` bits per pixel (see the module docstring).
 
-    ``oversize``: the first fit's network is sized so that its 10-bit file would be this many
-    times the budget (the RD step search then squeezes it into the band).
+    ``oversize``: the first fit's network is sized so that its predicted file would be this many
+    times the budget (the RD step search then squeezes it into the band); default: the
+    representation's ``rate_oversize``, else :data:`OVERSIZE`.
 
     Raises:
         ConfigError: a target below the smallest possible file, or a band no fit could reach.
     """
     t0 = time.perf_counter()
     check_target("bpp", target)
-    config = _with_sparsity(config)
     pixels = int(np.prod(frames.shape[:3]))
     budget = int(math.floor(target * pixels / 8))
     floor_bytes = int(math.ceil((1 - BAND) * target * pixels / 8))
     header = stream_header(frames, media, fps, config)
+    config = _with_defaults(config, header)
+    rep = REPRESENTATIONS.by_name(config.representation)
+    if oversize is None:
+        oversize = getattr(rep, "rate_oversize", OVERSIZE)
     rc: dict[str, Any] = {"mode": "bpp", "target": target}
     probe_meta = _meta(config, preset, media == 1, {**rc, **_settings(config, 0)}) if metadata else None
     overhead = 8 + 4 + 12 * 4 + 25 + 40 + (len(str(probe_meta)) + 24 if probe_meta else 0)
@@ -198,9 +203,10 @@ def encode_to_bpp(frames: np.ndarray, media: int, fps: Fraction, config: CodecCo
     done = [0]
     tried: list[str] = []
     for fit_no in range(1, max_fits + 1):
+        fill = 8 * ((budget + floor_bytes) / 2 - overhead)   # bits the payload may take (mid-band)
         rc_full, meta, fitted, problem = _fit_at(frames, media, fps, config, scale, rc, fit_no, preset,
-                                                 metadata, progress, done)
-        steps, _ = search_budget(problem, fitted.fit.steps, budget, min_bytes=floor_bytes)
+                                                 metadata, progress, done, max_bits=fill)
+        steps, _ = search_budget(problem, fitted.payload.steps, budget, min_bytes=floor_bytes)
         size = problem.total_bytes(steps)
         tried.append(f"scale {scale:.3g}: {size} bytes")
         if size > budget and scale > _SCALES[0]:
@@ -230,7 +236,7 @@ def encode_to_psnr(frames: np.ndarray, media: int, fps: Fraction, config: CodecC
     """
     t0 = time.perf_counter()
     check_target("psnr", target)
-    config = _with_sparsity(config)
+    config = _with_defaults(config, stream_header(frames, media, fps, config))
     max_mse = 255.0**2 / 10 ** (target / 10)
     rc: dict[str, Any] = {"mode": "psnr", "target": target}
     done = [0]
@@ -240,7 +246,7 @@ def encode_to_psnr(frames: np.ndarray, media: int, fps: Fraction, config: CodecC
         rc_full, meta, fitted, problem = _fit_at(frames, media, fps, config, scale, rc, fit_no, preset,
                                                  metadata, progress, done)
         full = Evaluator(fitted.arch, fitted.record, fitted.header, frames, full=True)
-        start = tuple(fitted.fit.steps)
+        start = tuple(fitted.payload.steps)
         start_mse = full.mse(problem.network(start))
         reached = start_mse <= max_mse
         got = 10 * math.log10(255.0**2 / max(start_mse, 1e-12))
@@ -278,3 +284,49 @@ def _coarsen_to(problem: Any, full: Evaluator, start: tuple[int, ...], max_mse: 
             return steps
         margin *= 0.97
     return start
+
+
+# --------------------------------------------------------------------------- default video sizes
+
+#: Bits per pixel a default video encode aims at for a clip of one million pixels (frames x
+#: width x height), per preset; see :func:`clip_bpp`.
+CLIP_BPP = {"fast": 0.1, "default": 0.2, "high": 0.4}
+#: How the target falls with the clip's size: bpp ~ pixels^-CLIP_EXPONENT.
+CLIP_EXPONENT = 0.15
+
+
+def clip_bpp(pixels: int, preset: Optional[str]) -> float:
+    """The bpp a default video encode aims at: ``CLIP_BPP[preset] * (pixels / 1e6)^-0.15``, in [0.02, 2].
+
+    Calibrated on x264 at its default CRF 23 (preset medium, yuv420p), which spends 0.24 bpp on
+    10 QCIF frames (0.25 M pixels), 0.13 on 120 QCIF frames (3 M), 0.17 on 132 frames of
+    320x180 (7.6 M) and 0.085 on 30 frames of 720p (27.6 M) (docs/video.md): the rule gives
+    0.25, 0.17, 0.15 and 0.12 for the default preset.
+    """
+    base = CLIP_BPP.get(preset or "default", CLIP_BPP["default"])
+    return min(2.0, max(0.02, base * (max(pixels, 1) / 1e6) ** -CLIP_EXPONENT))
+
+
+def clip_sized(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig,
+               preset: Optional[str]) -> tuple[CodecConfig, dict[str, Any]]:
+    """A video preset's network resized for the clip (one fit, no band: see :func:`clip_bpp`).
+
+    The largest size on the ladder whose predicted file is at most the target, then the
+    representation's own rate settings for that budget (supermask: the density filling it).
+
+    Returns:
+        ``(config, record)``; the record (mode ``clip``, the target bpp and the chosen
+        settings) becomes ``EncodeResult.rate_control``.
+    """
+    pixels = int(np.prod(frames.shape[:3]))
+    target = clip_bpp(pixels, preset)
+    header = stream_header(frames, media, fps, config)
+    config = _with_defaults(config, header)
+    overhead = 8 + 4 + 12 * 4 + 25 + 40 + 300
+    budget = target * pixels / 8
+    scale = _scale_for(config, header, budget, overhead)
+    cfg = scaled_config(config, scale)
+    cfg = _with_defaults(cfg, stream_header(frames, media, fps, cfg), 8 * (budget - overhead))
+    record = {"mode": "clip", "target": round(target, 4), **_settings(cfg, 1)}
+    record.pop("fits")
+    return cfg, record

@@ -30,10 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from . import quant
-from .bitstream import CodedTensor, encode_tensors
 from .bitstream.fields import write_uvarint
-from .exact.layers import QTensor
 
 __all__ = ["Evaluator", "QuantProblem", "search_lagrangian", "search_budget", "MIN_SEARCH_VALUES"]
 
@@ -84,44 +81,33 @@ class Evaluator:
 
 @dataclass
 class QuantProblem:
-    """A fitted network and what a step choice costs: bytes (cached per tensor) and distortion."""
+    """A fitted network's payload and what a step choice costs: bytes (cached per tensor) and distortion.
 
-    model: Any                                    # the fitted torch module (its parameters are read)
+    ``payload`` (:class:`nfcodec.variants.Payload`) has ``n_tensors`` searchable tensors; a
+    payload without any (supermask) has a fixed size and a single network.
+    """
+
+    payload: Any
     evaluator: Evaluator
     pixels: int                                   # T * H * W, to turn bytes into bpp
     overhead: int                                 # container bytes besides the tensor records
-    masks: Sequence[Optional[np.ndarray]] = ()    # pruned tensors' keep masks (flattened)
     evals: int = 0
-
-    def __post_init__(self) -> None:
-        params = list(self.model.parameters())
-        self._shapes = [tuple(p.shape) for p in params]
-        full = [p.detach().cpu().numpy().ravel().astype(np.float64) for p in params]
-        masks = list(self.masks) + [None] * (len(full) - len(self.masks))
-        self._full = full                         # every value (pruned ones are exactly 0)
-        self._values = [v if m is None else v[np.asarray(m, dtype=bool)] for v, m in zip(full, masks)]
-        self._finest = [_finest_step(v) for v in self._values]
-        self._rate: dict[tuple[int, int], int] = {}
 
     @property
     def n_tensors(self) -> int:
-        return len(self._values)
+        return self.payload.n_tensors
 
     def size(self, i: int) -> int:
         """Number of coded values of tensor ``i`` (survivors for a pruned tensor)."""
-        return self._values[i].size
+        return self.payload.size(i)
 
     def max_step(self, i: int) -> int:
         """The finest step index that keeps tensor ``i``'s symbols below 2**19."""
-        return self._finest[i]
+        return self.payload.max_step(i)
 
     def tensor_bytes(self, i: int, step: int) -> int:
         """Bytes of tensor ``i``'s record at ``step`` under the real coder (cached)."""
-        key = (i, step)
-        if key not in self._rate:
-            t = CodedTensor(i, step, quant.quantize(self._values[i], step))
-            self._rate[key] = len(encode_tensors([t])) - 1   # minus the count varint (1 byte)
-        return self._rate[key]
+        return self.payload.tensor_bytes(i, step)
 
     def total_bytes(self, steps: Sequence[int]) -> int:
         """Whole-file bytes (the exported file is checked against this in the tests)."""
@@ -131,9 +117,7 @@ class QuantProblem:
     def network(self, steps: Sequence[int]):
         """The exact decoding program of the network quantized with ``steps``."""
         ev = self.evaluator
-        tensors = [QTensor(quant.quantize(v, s).astype(np.int64).reshape(shape), s)
-                   for v, s, shape in zip(self._full, steps, self._shapes)]
-        return ev.arch.program(ev.record, ev.header, tensors)
+        return ev.arch.program(ev.record, ev.header, self.payload.qtensors(steps))
 
     def mse(self, steps: Sequence[int]) -> float:
         """Distortion of the network quantized with ``steps`` (8-bit MSE on the evaluation set)."""
@@ -142,13 +126,6 @@ class QuantProblem:
 
     def bpp(self, steps: Sequence[int]) -> float:
         return 8.0 * self.total_bytes(steps) / self.pixels
-
-
-def _finest_step(values: np.ndarray) -> int:
-    top = float(np.abs(values).max()) if values.size else 0.0
-    if top == 0.0:
-        return quant.N_STEPS - 1
-    return max(k for k in range(quant.N_STEPS) if top / quant.STEP_TABLE[k] < 2**19)
 
 
 def _searchable(problem: QuantProblem) -> list[int]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Optional, Union
 
@@ -24,6 +24,8 @@ class FitResult:
     device: str
     # pruned fits: per-parameter keep masks (bool, flattened; None = tensor not pruned), else ()
     masks: tuple[Optional[np.ndarray], ...] = ()
+    # representation state the payload needs (supermask: scores, scales, seed), see FitHooks.result
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,181 +1,183 @@
 """Representations and layouts: how a fitted network becomes chunks, and back.
 
-Two registries with stable wire ids (stored in ``NHDR``):
+Two registries (one mechanism: :class:`nfcodec.registry.Registry`), whose wire ids come from the
+format's id tables (``NHDR.representation``, ``NHDR.layout``; :mod:`nfcodec.bitstream.headers`):
 
-* ``REPRESENTATIONS`` -- what is stored about the weights: ``dense`` (0, every weight quantized
-  and entropy-coded) and ``pruned`` (1, a MASK chunk with the keep masks of the pruned tensors,
-  then a TDAT chunk with only their surviving weights).  ``supermask`` (2) is reserved.
+* ``REPRESENTATIONS`` -- what is stored about the weights.  Each is one module of
+  :mod:`nfcodec.reps` plus its registration: ``dense`` (0), ``pruned`` (1), ``supermask`` (2).
 * ``LAYOUTS`` -- how the stream is split into segments: ``single`` (0, one segment).
-  ``width-chunks`` (1) is reserved.
+  ``width-chunks`` (1) is reserved by the format and not implemented.
 
-A representation never touches bytes itself: it turns parameters into
-:class:`~nfcodec.bitstream.entropy.CodedTensor` (and :class:`~nfcodec.bitstream.masks.CodedMask`)
-lists and the bitstream layer codes them.  Its decoder side (``materialize``) is pure and needs
-no torch: from the architecture's parameter shapes and the stream's chunks it returns one
-:class:`~nfcodec.exact.layers.QTensor` (integer symbols and a step index) per parameter, after
-checking every record header against the shapes and before decoding any entropy-coded word.
-``consumes`` lists the critical chunk types it reads; the decoder refuses a stream with any
-other critical payload chunk.  The encoder side (``export``) reads a fitted torch module's
-``parameters()`` (no torch import here).
+A representation has two sides (see :class:`Representation`):
+
+* **decoder** (pure, no torch): ``consumes`` lists the critical chunk types it reads (the
+  decoder refuses a stream with any other critical payload chunk); ``materialize`` turns the
+  stream's chunks into one :class:`~nfcodec.exact.layers.QTensor` per parameter, checking every
+  record header against the architecture's shapes before decoding any entropy-coded word;
+  ``describe`` summarises the payload for ``nfc info``;
+* **encoder** (torch imported lazily): ``fit_hooks`` plugs the representation into the generic
+  fit loop (:mod:`nfcodec.fit`), ``payload`` turns the fitted network into a :class:`Payload`
+  (the type between the network and the chunks, which rate control and the RD search work on),
+  and ``predicted_bits`` / ``rate_config`` / ``settings`` serve rate control and metadata.
+
+No shared encoder code branches on a representation's name: adding one is a module in
+:mod:`nfcodec.reps` and a ``REPRESENTATIONS.register`` call (plus its id in the format's table);
+``tests/test_representations.py`` then runs it through every architecture automatically.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, Protocol, Sequence
 
 import numpy as np
 
 from . import quant
-from .bitstream import Chunk, CodedTensor, FormatError, SegmentHeader, decode_tensors, encode_tensors
-from .bitstream.masks import CodedMask, decode_masks, encode_masks
+from .bitstream import Chunk, CodedTensor, FormatError, SegmentHeader, encode_tensors, headers
 from .exact.layers import QTensor
-from .registry import Registry
+from .registry import variant_registry
 
-__all__ = ["Representation", "Layout", "REPRESENTATIONS", "LAYOUTS", "DenseRepresentation", "PrunedRepresentation",
-           "SingleLayout", "quantized_tensors"]
+__all__ = ["Representation", "Layout", "Payload", "QuantPayload", "REPRESENTATIONS", "LAYOUTS", "SingleLayout",
+           "Shapes", "only_chunk", "step_checked"]
 
 Shapes = Sequence[tuple[int, ...]]
 
 
+class Payload(Protocol):
+    """A fitted network as its representation will store it (encoder side, no torch).
+
+    The quantization-step search (:mod:`nfcodec.rdsearch`) sees ``n_tensors`` searchable
+    tensors; a representation without steps (supermask) has none and a fixed size.
+    """
+
+    steps: tuple[int, ...]                 # the starting step of each searchable tensor
+
+    @property
+    def n_tensors(self) -> int: ...
+
+    def size(self, i: int) -> int: ...
+
+    def max_step(self, i: int) -> int: ...
+
+    def tensor_bytes(self, i: int, step: int) -> int: ...
+
+    def qtensors(self, steps: Sequence[int]) -> list[QTensor]: ...
+
+    def chunks(self, steps: Sequence[int]) -> list[Chunk]: ...
+
+
 class Representation(Protocol):
-    name: ClassVar[str]
-    wire_id: ClassVar[int]
+    name: str
+    wire_id: int                           # set by the registry from the format's id table
     consumes: ClassVar[frozenset[bytes]]
 
-    def export(self, model: Any, steps: Sequence[int],
-               masks: Sequence[Optional[np.ndarray]] = ()) -> list[Chunk]: ...
+    # decoder side (no torch)
+    def materialize(self, shapes: Shapes, chunks: Sequence[Chunk], laws: Sequence[Any]) -> Sequence[QTensor]: ...
 
-    def materialize(self, shapes: Shapes, chunks: Sequence[Chunk]) -> list[QTensor]: ...
+    def describe(self, shapes: Shapes, chunks: Sequence[Chunk]) -> dict[str, Any]: ...
+
+    # encoder side
+    def fit_hooks(self, config: Any, arch: Any, record: Any) -> Any: ...
+
+    def payload(self, model: Any, fit: Any, arch: Any, record: Any, config: Any) -> Payload: ...
+
+    def predicted_bits(self, shapes: Shapes, config: Any) -> float: ...
+
+    def rate_config(self, config: Any, shapes: Shapes, max_bits: Optional[float]) -> Any: ...
+
+    def settings(self, config: Any) -> dict[str, Any]: ...
 
 
 class Layout(Protocol):
-    name: ClassVar[str]
-    wire_id: ClassVar[int]
+    name: str
+    wire_id: int
     n_segments: ClassVar[int]
     consumes: ClassVar[frozenset[bytes]]
 
     def check(self, chunks: Sequence[Chunk]) -> None: ...
 
 
-REPRESENTATIONS: Registry[Representation] = Registry("representation")
-LAYOUTS: Registry[Layout] = Registry("layout")
+REPRESENTATIONS = variant_registry("representation", headers.REPRESENTATIONS)
+LAYOUTS = variant_registry("layout", headers.LAYOUTS)
 
 
-def _values(p: Any) -> np.ndarray:
-    """A torch parameter's values as a flat numpy array (duck-typed: no torch import)."""
-    return p.detach().cpu().numpy().ravel()
-
-
-def quantized_tensors(model: Any, steps: Sequence[int]) -> list[CodedTensor]:
-    """Quantize every parameter (canonical ``parameters()`` order) with its step index."""
-    params = list(model.parameters())
-    if len(params) != len(steps):
-        raise ValueError(f"{len(steps)} step indices for {len(params)} parameter tensors")
-    return [CodedTensor(i, s, quant.quantize(_values(p), s)) for i, (p, s) in enumerate(zip(params, steps))]
-
-
-def _only(chunks: Sequence[Chunk], ctype: bytes, what: str) -> Chunk:
+def only_chunk(chunks: Sequence[Chunk], ctype: bytes, what: str) -> Chunk:
     found = [c for c in chunks if c.ctype == ctype]
     if len(found) != 1:
         raise FormatError(f"{what} stream needs exactly one {ctype.decode()} chunk, found {len(found)}")
     return found[0]
 
 
-def _step(t: CodedTensor, chunk: str = "TDAT") -> int:
+def step_checked(t: CodedTensor, chunk: str = "TDAT") -> int:
     """The record's step index, which must address the step table (format.md section 5)."""
     if not 0 <= t.step < quant.N_STEPS:
         raise FormatError(f"{chunk} tensor {t.index}: step={t.step} outside the step table [0, {quant.N_STEPS - 1}]")
     return t.step
 
 
-def _qtensor(t: CodedTensor, shape: tuple[int, ...]) -> QTensor:
-    return QTensor(np.asarray(t.symbols, dtype=np.int64).reshape(shape), _step(t))
+def _finest_step(values: np.ndarray) -> int:
+    top = float(np.abs(values).max()) if values.size else 0.0
+    if top == 0.0:
+        return quant.N_STEPS - 1
+    return max(k for k in range(quant.N_STEPS) if top / quant.STEP_TABLE[k] < 2**19)
 
 
-@dataclass(frozen=True)
-class DenseRepresentation:
-    """Every weight quantized with its tensor's table step and entropy-coded in one TDAT chunk."""
+class QuantPayload:
+    """Quantized weights (``dense``, ``pruned``): every tensor has a step to search.
 
-    name: ClassVar[str] = "dense"
-    wire_id: ClassVar[int] = 0
-
-    consumes: ClassVar[frozenset[bytes]] = frozenset({b"TDAT"})
-
-    def export(self, model: Any, steps: Sequence[int],
-               masks: Sequence[Optional[np.ndarray]] = ()) -> list[Chunk]:
-        if any(m is not None for m in masks):
-            raise ValueError("the dense representation stores no masks; use representation='pruned'")
-        return [Chunk(b"TDAT", encode_tensors(quantized_tensors(model, steps)))]
-
-    def materialize(self, shapes: Shapes, chunks: Sequence[Chunk]) -> list[QTensor]:
-        tdat = _only(chunks, b"TDAT", "dense")
-        sizes = [math.prod(s) for s in shapes]
-        tensors = decode_tensors(tdat.data, max_symbols=sum(sizes), expect=sizes)
-        return [_qtensor(t, shape) for t, shape in zip(tensors, shapes)]
-
-
-@dataclass(frozen=True)
-class PrunedRepresentation:
-    """Magnitude-pruned weights: a MASK chunk, then a TDAT chunk with the survivors only.
-
-    ``export`` takes one entry per parameter (canonical order): a flat bool keep mask for each
-    pruned tensor, None for a dense one (biases, small tensors: see :mod:`nfcodec.prune`).
-    The MASK chunk holds the masks of the pruned tensors with their parameter indices
-    (:mod:`nfcodec.bitstream.masks`, each with its smallest coder); the TDAT chunk holds every
-    tensor, in order, with its quantization step: all values of a dense tensor, only the kept
-    values (C order) of a pruned one.  The step indices are the caller's (``fit_sampler``
-    chooses them after pruning, from the survivors).  Pruned positions decode as exactly 0.
+    ``values[i]`` are tensor ``i``'s float values (flat, C order; pruned ones exactly 0) and
+    ``masks[i]`` its keep mask (flat bool) or None.  Tensor ``i``'s record codes the kept
+    values only; ``chunks`` asks the representation for the chunk list.
     """
 
-    name: ClassVar[str] = "pruned"
-    wire_id: ClassVar[int] = 1
-    consumes: ClassVar[frozenset[bytes]] = frozenset({b"MASK", b"TDAT"})
+    def __init__(self, rep: Any, values: Sequence[np.ndarray], shapes: Shapes, steps: Sequence[int],
+                 masks: Sequence[Optional[np.ndarray]] = ()) -> None:
+        if len(steps) != len(values):
+            raise ValueError(f"{len(steps)} step indices for {len(values)} parameter tensors")
+        self.rep, self.shapes, self.steps = rep, [tuple(s) for s in shapes], tuple(steps)
+        self.full = [np.asarray(v, dtype=np.float64).ravel() for v in values]
+        self.masks = list(masks) + [None] * (len(self.full) - len(masks))
+        for i, (v, m) in enumerate(zip(self.full, self.masks)):
+            if m is not None and np.asarray(m).size != v.size:
+                raise ValueError(f"mask {i} has {np.asarray(m).size} entries, parameter {i} has {v.size}")
+        self.kept = [v if m is None else v[np.asarray(m, dtype=bool)] for v, m in zip(self.full, self.masks)]
+        self._finest = [_finest_step(v) for v in self.kept]
+        self._rate: dict[tuple[int, int], int] = {}
 
-    def export(self, model: Any, steps: Sequence[int],
-               masks: Sequence[Optional[np.ndarray]] = ()) -> list[Chunk]:
-        params = list(model.parameters())
-        if len(masks) != len(params):
-            raise ValueError(f"the pruned representation needs one mask entry per parameter tensor "
-                             f"({len(params)}), got {len(masks)}; fit with a PruneConfig")
-        if len(steps) != len(params):
-            raise ValueError(f"{len(steps)} step indices for {len(params)} parameter tensors")
-        coded_masks, tensors = [], []
-        for i, (p, s, m) in enumerate(zip(params, steps, masks)):
-            values = _values(p)
-            if m is not None:
-                m = np.asarray(m, dtype=bool).reshape(-1)
-                if m.size != values.size:
-                    raise ValueError(f"mask {i} has {m.size} entries, parameter {i} has {values.size}")
-                coded_masks.append(CodedMask(i, m.reshape(p.shape[0], -1) if p.ndim >= 2 and p.numel() else m))
-                values = values[m]
-            tensors.append(CodedTensor(i, s, quant.quantize(values, s)))
-        return [Chunk(b"MASK", encode_masks(coded_masks)), Chunk(b"TDAT", encode_tensors(tensors))]
+    @property
+    def n_tensors(self) -> int:
+        return len(self.kept)
 
-    def materialize(self, shapes: Shapes, chunks: Sequence[Chunk]) -> list[QTensor]:
-        mask_chunk, tdat = _only(chunks, b"MASK", "pruned"), _only(chunks, b"TDAT", "pruned")
-        sizes = [math.prod(s) for s in shapes]
-        masks: list[Optional[np.ndarray]] = [None] * len(shapes)
-        for cm in decode_masks(mask_chunk.data, sizes=sizes, max_bits=sum(sizes)):
-            masks[cm.index] = cm.flat
-        kept = [size if m is None else int(np.count_nonzero(m)) for size, m in zip(sizes, masks)]
-        out = []
-        for t, shape, m in zip(decode_tensors(tdat.data, max_symbols=sum(kept), expect=kept), shapes, masks):
-            if m is None:
-                out.append(_qtensor(t, shape))
-                continue
-            full = np.zeros(m.size, np.int64)
-            full[m] = t.symbols
-            out.append(QTensor(full.reshape(shape), _step(t)))
-        return out
+    def size(self, i: int) -> int:
+        return self.kept[i].size
+
+    def max_step(self, i: int) -> int:
+        """The finest step index that keeps tensor ``i``'s symbols below 2**19."""
+        return self._finest[i]
+
+    def coded(self, i: int, step: int) -> CodedTensor:
+        return CodedTensor(i, step, quant.quantize(self.kept[i], step))
+
+    def tensor_bytes(self, i: int, step: int) -> int:
+        """Bytes of tensor ``i``'s record at ``step`` under the real coder (cached)."""
+        key = (i, step)
+        if key not in self._rate:
+            self._rate[key] = len(encode_tensors([self.coded(i, step)])) - 1   # minus the count varint
+        return self._rate[key]
+
+    def qtensors(self, steps: Sequence[int]) -> list[QTensor]:
+        return [QTensor(quant.quantize(v, s).astype(np.int64).reshape(shape), s)
+                for v, s, shape in zip(self.full, steps, self.shapes)]
+
+    def tdat(self, steps: Sequence[int]) -> Chunk:
+        return Chunk(b"TDAT", encode_tensors([self.coded(i, s) for i, s in enumerate(steps)]))
+
+    def chunks(self, steps: Sequence[int]) -> list[Chunk]:
+        return self.rep.chunks(self, steps)
 
 
-@dataclass(frozen=True)
 class SingleLayout:
     """The whole signal in one segment (no SEGM chunk)."""
 
-    name: ClassVar[str] = "single"
-    wire_id: ClassVar[int] = 0
+    name = "single"
     n_segments: ClassVar[int] = 1
     consumes: ClassVar[frozenset[bytes]] = frozenset({b"SEGM"})
 
@@ -191,6 +193,7 @@ class SingleLayout:
                                   "must be segment 0 of kind whole")
 
 
-REPRESENTATIONS.register(DenseRepresentation())
-REPRESENTATIONS.register(PrunedRepresentation())
 LAYOUTS.register(SingleLayout())
+
+from .reps import dense, pruned, supermask  # noqa: E402,F401  (each module registers itself)
+

@@ -1,20 +1,28 @@
 """An independent implementation of docs/format.md section 6, written from the text alone.
 
-It shares nothing with ``nfcodec.exact`` or ``nfcodec.archs``: it reads the container and the
-entropy-coded tensors with ``nfcodec.bitstream`` (sections 1 to 5, already normative and
-tested) and then does every step of section 6 itself, with Python integers, int64 dot products
-and binary64 scalar/elementwise operations.  It is slow (tiny files only) and exists to prove
-that the specification is complete: the tests require its bytes to equal both backends'.
+It shares nothing with ``nfcodec.exact``, ``nfcodec.reps`` or ``nfcodec.archs``: it reads the
+container, the records and the entropy-coded tensors and masks with ``nfcodec.bitstream``
+(sections 1 to 4a, already normative and tested) and then does every step of section 6 itself,
+with Python integers, int64 dot products and binary64 scalar/elementwise operations.  For a
+supermask stream (format 2.1, sections 4.3, 5d and 6.7) it parses SCAL, computes the laws from
+the ARCH record with exact fractions, picks the step by the exact rule and regenerates the
+weights with its own pure-Python Philox4x64-10 and its own NORMAL table.  It is slow (tiny files
+only) and exists to prove that the specification is complete: the tests require its bytes to
+equal both backends'.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
+import statistics
 from fractions import Fraction
 
 import numpy as np
 
-from nfcodec.bitstream import (NervArch, SirenArch, StreamHeader, decode_masks, decode_tensors, read_container,
-                               unpack_arch)
+from nfcodec.bitstream import (NervArch, SeedRecord, SirenArch, StreamHeader, decode_masks, decode_tensors,
+                               read_container, unpack_arch)
+from nfcodec.bitstream.masks import decode_nested_masks
 
 TURN = float.fromhex("0x1.45f306dc9c883p-3")
 M = 1.5 * 2.0**52
@@ -33,8 +41,145 @@ GELU = np.array([_rhe(2**11 * (z := (j - 2**16) / 2**11) * (1 + math.erf(z / mat
                  for j in range(2**17)], dtype=np.int64)
 
 
-def _tensors(data: bytes, shapes: list[tuple[int, ...]], representation: int) -> list[tuple[np.ndarray, float]]:
+# --------------------------------------------------------------------------- section 6.7 (format 2.1)
+
+N_STEPS = 192
+_M64 = 2**64 - 1
+_M0, _M1 = 0xD2E7470EE14C6C93, 0xCA5A826395121157
+_W0, _W1 = 0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B
+NORMAL_SHA256 = "f6cbe9b59f70b3509943ab2362fc0479bb1390a65d06806f1605cd62ab22439c"
+
+
+def philox_block(j: int, k0: int, k1: int) -> tuple[int, int, int, int]:
+    """Philox4x64-10 of the counter words (j, 0, 0, 0) under the key (k0, k1)."""
+    c0, c1, c2, c3 = j, 0, 0, 0
+    for _ in range(10):
+        p0, p1 = _M0 * c0, _M1 * c2                    # full 128-bit products
+        c0, c1, c2, c3 = (p1 >> 64) ^ c1 ^ k0, p1 & _M64, (p0 >> 64) ^ c3 ^ k1, p0 & _M64
+        k0, k1 = (k0 + _W0) & _M64, (k1 + _W1) & _M64
+    return c0, c1, c2, c3
+
+
+def words(seed: int, index: int, n: int) -> np.ndarray:
+    """u_0 .. u_(n-1) of tensor ``index``: the words of blocks 1, 2, 3, ... in order (uint64)."""
+    out: list[int] = []
+    for j in range(1, (n + 3) // 4 + 1):
+        out += philox_block(j, seed, index)
+    return np.array(out[:n], dtype=np.uint64)
+
+
+# the golden values of section 6.7 (and Random123's known answer for counter 0, key 0)
+assert philox_block(0, 0, 0) == (0x16554D9ECA36314C, 0xDB20FE9D672D0FDC, 0xD7E772CEE186176B, 0x7E68B68AEC7BA23B)
+assert words(0, 0, 4).tolist() == [0x02F4BA6408E4D89B, 0x3DD62B0B9CA8C5B2, 0x1C8667A55D902E79, 0x907D7A052FD5B4DC]
+assert words(7, 3, 4).tolist() == [0x7B6CC7B1862CC5F2, 0xB960F2EA4B3F8D9F, 0x0CDD72E015DEB1A6, 0x50EDB0D22A6A6FD5]
+
+
+@functools.lru_cache(maxsize=None)
+def normal_table() -> np.ndarray:
+    """NORMAL[i] = rhe(2^8 Phi^-1((2i + 1) / 2^17)), checked against the pinned SHA-256."""
+    inv = statistics.NormalDist().inv_cdf
+    est = [2**8 * inv((2 * i + 1) / 2**17) for i in range(2**16)]     # (2i + 1) / 2^17 is exact
+    # the text: no entry lies within 2e-5 of a tie, so a faithful inv_cdf rounds correctly
+    assert min(abs(x - math.floor(x) - 0.5) for x in est) > 1e-6
+    table = np.array([_rhe(x) for x in est], dtype=np.int64)
+    assert hashlib.sha256(table.astype("<i4").tobytes()).hexdigest() == NORMAL_SHA256
+    return table
+
+
+def law_step(scale2: Fraction) -> int:
+    """The k minimising max(step(k)^2 / t^2, t^2 / step(k)^2), t^2 = scale^2 / 2^16; ties: lower k."""
+    t2 = Fraction(scale2) / 2**16
+    best, best_d = 0, None
+    for k in range(N_STEPS):
+        s2 = Fraction(step(k)) ** 2
+        d = max(s2 / t2, t2 / s2)
+        if best_d is None or d < best_d:
+            best, best_d = k, d
+    return best
+
+
+def samples(seed: int, index: int, kind: str, n: int) -> np.ndarray:
+    u = words(seed, index, n)
+    if kind == "normal":
+        return normal_table()[(u >> np.uint64(48)).astype(np.int64)]
+    return 2 * (u >> np.uint64(56)).astype(np.int64) - 255
+
+
+def laws(h: StreamHeader, r, shapes: list[tuple[int, ...]]) -> list[tuple[str, Fraction]]:
+    """(kind, scale^2) of every tensor (section 5d); a bias has its weight's fan_in."""
+    out = []
+    for i in range(0, len(shapes), 2):
+        fan = math.prod(shapes[i][1:])
+        if h.arch == 0:
+            w0 = Fraction(r.w0_hidden)                 # the exact binary32 value
+            weight = ("uniform", Fraction(1, fan * fan) if i == 0 else Fraction(6, fan) / (w0 * w0))
+        else:
+            weight = ("normal", Fraction(2, fan))
+        out += [weight, ("uniform", Fraction(1, fan))]
+    return out
+
+
+def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
+
+
+def scales(data: bytes) -> tuple[int, int, list[int]]:
+    """SCAL (section 4.3): (N, F, [a_1 .. a_N])."""
+    n, f = data[0], data[1]
+    assert 1 <= n <= 8 and f <= 16, (n, f)
+    pos, a = 2, []
+    for _ in range(n):
+        v, pos = _uvarint(data, pos)
+        assert 1 <= v <= 2**16, v
+        a.append(v)
+    assert pos == len(data)
+    return n, f, a
+
+
+def _supermask(chunks, h: StreamHeader, r, shapes: list[tuple[int, ...]]) -> list[tuple[np.ndarray, float]]:
+    one = {t: [c for c in chunks if c.ctype == t] for t in (b"SEED", b"MASK", b"SCAL")}
+    assert all(len(v) == 1 for v in one.values()), {t: len(v) for t, v in one.items()}
+    seed = SeedRecord.unpack(one[b"SEED"][0].data)
+    assert seed.rng == 0
+    n_levels, frac, a = scales(one[b"SCAL"][0].data)
+    cum = np.cumsum([0] + a).astype(np.int64)          # A_0 .. A_N
+    sizes = [math.prod(s) for s in shapes]
+    levels = decode_nested_masks(one[b"MASK"][0].data, sizes=sizes)
+    assert len(levels) == n_levels
+    counts: dict[int, np.ndarray] = {}                 # level count c_e of every masked tensor
+    kept: dict[int, np.ndarray] = {}                   # positions the previous level kept
+    for masks in levels:
+        for m in masks:
+            if m.index not in counts:
+                counts[m.index], kept[m.index] = np.zeros(sizes[m.index], np.int64), np.arange(sizes[m.index])
+            kept[m.index] = kept[m.index][np.asarray(m.flat, dtype=bool)]
+            counts[m.index][kept[m.index]] += 1
+    out = []
+    for i, (shape, (kind, scale2)) in enumerate(zip(shapes, laws(h, r, shapes))):
+        z = samples(seed.seed, i, kind, sizes[i])
+        k = law_step(scale2)
+        if i in counts:
+            q, k = z * cum[counts[i]], k + 8 * frac
+            if k >= N_STEPS:
+                raise ValueError(f"tensor {i}: step index {k} beyond the table")
+        else:
+            q = z
+        out.append((q.reshape(shape), step(k)))
+    return out
+
+
+def _tensors(data: bytes, h: StreamHeader, r, shapes: list[tuple[int, ...]]) -> list[tuple[np.ndarray, float]]:
     chunks = read_container(data).chunks
+    representation = h.representation
+    if representation == 2:
+        return _supermask(chunks, h, r, shapes)
     tdat = next(c for c in chunks if c.ctype == b"TDAT")
     masks = {}
     if representation == 1:
@@ -147,6 +292,6 @@ def reference_frames(data: bytes, frames: list[int] | None = None) -> np.ndarray
             cin = c
         shapes += [(3, cin, r.head_kernel, r.head_kernel), (3,)]
         render = _nerv_frame
-    ts = _tensors(data, shapes, h.representation)
+    ts = _tensors(data, h, r, shapes)
     ks = range(h.frames) if frames is None else frames
     return np.stack([render(r, h, ts, k) for k in ks])

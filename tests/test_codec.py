@@ -116,12 +116,21 @@ def test_absurd_dimensions_refused_before_allocating(tiny_encoded):
         nfcodec.probe(bad)
 
 
-def test_reserved_representation_is_unsupported(tiny_encoded):
+def test_reserved_layout_is_unsupported(tiny_encoded):
+    header = StreamHeader.unpack(read_container(tiny_encoded.data).chunks[0].data)
+    import dataclasses
+
+    bad = _rebuild(tiny_encoded.data, {b"NHDR": dataclasses.replace(header, layout=1).pack()})
+    with pytest.raises(UnsupportedFeatureError, match="layout wire id 1"):
+        nfcodec.decode(bad)
+
+
+def test_supermask_header_on_a_dense_payload_is_refused(tiny_encoded):
     header = StreamHeader.unpack(read_container(tiny_encoded.data).chunks[0].data)
     import dataclasses
 
     bad = _rebuild(tiny_encoded.data, {b"NHDR": dataclasses.replace(header, representation=2).pack()})
-    with pytest.raises(UnsupportedFeatureError, match="representation wire id 2"):
+    with pytest.raises(UnsupportedFeatureError, match="critical chunk TDAT .* not used by a supermask stream"):
         nfcodec.decode(bad)
 
 

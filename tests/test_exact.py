@@ -63,7 +63,7 @@ def test_turn_constant():
 # --------------------------------------------------------------------------- every arch x representation
 
 def _encode(arch: str, rep: str):
-    extra = dict(representation=rep, sparsity=0.5, prune_scope="layer") if rep == "pruned" else {}
+    extra = dict(representation=rep, **(dict(sparsity=0.5, prune_scope="layer") if rep == "pruned" else {}))
     if arch == "nerv":
         return nfcodec.encode(moving_clip(4, 24, 32), config=TINY_NERV.replace(epochs=20, **extra), fps=25)
     return nfcodec.encode(TINY_PNG, config=FAST.replace(steps=100, **extra))
@@ -73,7 +73,7 @@ def _encode(arch: str, rep: str):
 @pytest.mark.parametrize("arch", ARCHS.names())
 def test_backends_and_reference_agree_on_fresh_encodes(arch, rep):
     r = _encode(arch, rep)
-    assert r.info.version == (2, 0) and r.info.header.arch == ARCHS.by_name(arch).wire_id
+    assert r.info.version == (2, 1) and r.info.header.arch == ARCHS.by_name(arch).wire_id
     assert r.info.header.representation == REPRESENTATIONS.by_name(rep).wire_id
     want = r.reconstruction if r.reconstruction.ndim == 4 else r.reconstruction[None]
     assert np.array_equal(reference_frames(r.data), want)

@@ -4,8 +4,9 @@ Each must decode, forever and on every machine, to its pinned pixels with both d
 and with the independent implementation of the specification (tests/exact_reference.py).
 Format 2.0 pixels are a function of the file, so these hashes are not machine-dependent.
 
-Regenerate (only when the format version changes, never to make a test pass):
+Add the files of a new architecture or representation (existing files are never rewritten):
     GENERATE_EXPECTED=1 pytest tests/test_golden_v2.py
+The supermask files (format 2.1) were added with issue 10.
 """
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ CASES = {
     "siren-video-pruned": ("video", SIREN_VIDEO.replace(representation="pruned", sparsity=0.4, prune_scope="layer")),
     "nerv-dense": ("video", NERV),
     "nerv-pruned": ("video", NERV.replace(representation="pruned", sparsity=0.4, prune_scope="layer")),
+    "siren-image-supermask": ("image", FAST.replace(representation="supermask", width=48)),
+    "siren-video-supermask": ("video", SIREN_VIDEO.replace(representation="supermask", width=32)),
+    "nerv-supermask": ("video", NERV.replace(representation="supermask", c1=8, c2=16, mlp_hidden=32)),
 }
 
 
@@ -59,8 +63,10 @@ def _expected() -> dict:
 @pytest.mark.skipif(not GENERATE, reason="set GENERATE_EXPECTED=1 to regenerate golden files")
 def test_generate_golden_v2():
     FOLDER.mkdir(exist_ok=True)
-    table = {}
+    table = _expected() if EXPECTED.exists() else {}
     for name, (kind, config) in CASES.items():
+        if name in table:
+            continue
         source = load_image(TINY_PNG) if kind == "image" else moving_clip(4, 16, 20)
         r = nfcodec.encode(source, config=config, metadata=False, fps=None if kind == "image" else Fraction(25))
         (FOLDER / f"{name}.nfc").write_bytes(r.data)

@@ -6,6 +6,8 @@ An architecture is one module of this package plus its registration.  Its spec h
   parameter order), ``costs`` (per-frame multiply-adds and peak activation bytes, for the
   decoder's limits), and ``program`` (the exact decoding program of format 2.0, run by the
   numpy and torch backends of :mod:`nfcodec.exact`);
+* ``init_laws`` (no torch): the random law of every parameter (:class:`nfcodec.exact.rng.Law`),
+  from which the supermask representation regenerates frozen weights;
 * encoder hooks: ``make_record`` (settings + header -> wire record), ``build`` (an empty torch
   module to fit, imported lazily), ``sampler`` (training batches) and ``legacy_render`` (the
   float32 renderer of format 1.x files).
@@ -22,7 +24,8 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
-from ..registry import Registry
+from ..bitstream import headers
+from ..registry import Registry, variant_registry
 
 __all__ = ["ARCHS", "ArchSpec", "Costs", "param_count", "ACTIVATION_WORK", "WIDE_ACTIVATION_WORK", "WIDE_LAYER"]
 
@@ -62,10 +65,11 @@ class Costs:
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """One architecture: its wire id, wire record class and the hooks listed in the module doc."""
+    """One architecture: its name, wire record class and the hooks listed in the module doc.
+
+    ``wire_id`` is set by the registry from the format's id table (``NHDR.arch``)."""
 
     name: str
-    wire_id: int
     record_cls: type
     make_record: Callable[[Any, Any], Any]                 # (model config, header) -> wire record
     check: Callable[[Any, Any], None]                      # record vs header; FormatError
@@ -75,8 +79,10 @@ class ArchSpec:
     build: Callable[[Any], Any]                            # record -> empty torch module (encoder, legacy)
     sampler: Callable[[Any, np.ndarray, Any, Any], Any]    # encoder: training batches
     legacy_render: Callable[[Any, Any, Any, int], np.ndarray]  # format 1.x float32 renderer
+    init_laws: Callable[[Any], list[Any]]                  # record -> random law per parameter
     pixelwise: bool = False     # pixels render independently (a subset costs only its pixels)
 
+    wire_id: int = -1           # from the format's table, set at registration
     kind: ClassVar[str] = "architecture"
 
 
@@ -85,6 +91,6 @@ def param_count(shapes: Sequence[tuple[int, ...]]) -> int:
     return sum(math.prod(s) for s in shapes)
 
 
-ARCHS: Registry[ArchSpec] = Registry("architecture")
+ARCHS: Registry[ArchSpec] = variant_registry("architecture", headers.ARCHS)
 
 from . import nerv, siren  # noqa: E402,F401  (each module registers itself)

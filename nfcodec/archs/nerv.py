@@ -27,6 +27,7 @@ from ..bitstream.headers import NERV_SLOTS, NervArch
 from ..errors import ConfigError
 from ..exact import tables as T
 from ..exact.layers import Layer, QTensor, activation_max, make_layer
+from ..exact.rng import Law
 from . import ARCHS, ArchSpec, Costs
 
 __all__ = ["NervProgram", "nerv_layout", "block_channels", "NERV_FACTORS", "MAX_NERV_MLP_WEIGHTS", "pe_indices"]
@@ -225,7 +226,18 @@ def _legacy_render(model: Any, r: NervArch, h: Any, k: int) -> np.ndarray:
     return render_nerv_frame(model, k, h.frames, h.height, h.width)
 
 
+def _laws(r: NervArch) -> list[Law]:
+    """Kaiming normal weights (fan_in, gain sqrt 2: variance 2 / fan_in), as in the paper;
+    biases U(+-1/sqrt(fan_in)) (PyTorch's default)."""
+    laws: list[Law] = []
+    for shape in _shapes(r)[::2]:
+        fan = math.prod(shape[1:])
+        laws += [Law("normal", Fraction(2, fan)), Law("uniform", Fraction(1, fan))]
+    return laws
+
+
 ARCHS.register(ArchSpec(
-    name="nerv", wire_id=1, record_cls=NervArch, make_record=_record, check=_check, param_shapes=_shapes,
+    name="nerv", record_cls=NervArch, make_record=_record, check=_check, param_shapes=_shapes,
     costs=_costs, program=_program, build=_build, sampler=_sampler, legacy_render=_legacy_render,
+    init_laws=_laws,
 ))

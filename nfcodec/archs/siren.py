@@ -13,6 +13,7 @@ Coordinate ``i`` of ``n`` cells is ``floor(((2i + 1 - n) * 2^21 + n) / (2n))``, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ from ..bitstream import FormatError
 from ..bitstream.headers import SirenArch
 from ..exact import tables as T
 from ..exact.layers import Layer, QTensor, activation_max, make_layer
+from ..exact.rng import Law
 from . import ARCHS, WIDE_LAYER, ArchSpec, Costs
 
 __all__ = ["SirenProgram", "coordinates"]
@@ -137,7 +139,19 @@ def _legacy_render(model: Any, r: SirenArch, h: Any, k: int) -> np.ndarray:
     return render_coords(model, video_frame_coords(k, h.frames, h.height, h.width), h.height, h.width)
 
 
+def _laws(r: SirenArch) -> list[Law]:
+    """SIREN's initialisation: first layer U(+-1/fan_in), the others U(+-sqrt(6/fan_in)/w0_hidden),
+    biases U(+-1/sqrt(fan_in)) (as :meth:`nfcodec.models.siren.Siren.init_weights_`)."""
+    w0 = Fraction(r.w0_hidden)
+    laws: list[Law] = []
+    for i, (out, fan) in enumerate(s for s in _shapes(r) if len(s) == 2):
+        weight = Fraction(1, fan * fan) if i == 0 else Fraction(6, fan) / (w0 * w0)
+        laws += [Law("uniform", weight), Law("uniform", Fraction(1, fan))]
+    return laws
+
+
 ARCHS.register(ArchSpec(
-    name="siren", wire_id=0, record_cls=SirenArch, make_record=_record, check=_check, param_shapes=_shapes,
-    costs=_costs, program=_program, build=_build, sampler=_sampler, legacy_render=_legacy_render, pixelwise=True,
+    name="siren", record_cls=SirenArch, make_record=_record, check=_check, param_shapes=_shapes,
+    costs=_costs, program=_program, build=_build, sampler=_sampler, legacy_render=_legacy_render,
+    init_laws=_laws, pixelwise=True,
 ))
