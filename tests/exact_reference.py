@@ -112,7 +112,12 @@ def laws(h: StreamHeader, r, shapes: list[tuple[int, ...]]) -> list[tuple[str, F
         fan = math.prod(shapes[i][1:])
         if h.arch == 0:
             w0 = Fraction(r.w0_hidden)                 # the exact binary32 value
-            weight = ("uniform", Fraction(1, fan * fan) if i == 0 else Fraction(6, fan) / (w0 * w0))
+            if i == 0:
+                weight = ("uniform", Fraction(1, fan * fan))
+            elif i == len(shapes) - 2:                 # the RGB head: sqrt(6 / fan_in) / 6
+                weight = ("uniform", Fraction(6, fan) / 36)
+            else:
+                weight = ("uniform", Fraction(6, fan) / (w0 * w0))
         else:
             weight = ("normal", Fraction(2, fan))
         out += [weight, ("uniform", Fraction(1, fan))]
