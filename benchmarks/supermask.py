@@ -39,8 +39,8 @@ def nfc_eval(inputs: list[str], out: Path, settings: list[str], extra: list[str]
     subprocess.run(cmd, check=True, cwd=ROOT)
 
 
-def video(out: Path, resize: str, frames: str, preset: str) -> None:
-    rates = "/".join(f"preset={preset},bpp={b}" for b in (0.1, 0.2, 0.4))
+def video(out: Path, resize: str, frames: str, preset: str, extra_knobs: str) -> None:
+    rates = "/".join(f"preset={preset},bpp={b}{extra_knobs}" for b in (0.1, 0.2, 0.4))
     extra = ["--frames", frames, "-c", "x264", "-c", "x265"]
     if resize != "none":
         extra += ["--resize", resize]
@@ -70,9 +70,11 @@ def main() -> None:
     ap.add_argument("--frames", default="0:30", help="video frames (0:132 for the whole clip)")
     ap.add_argument("--video-preset", default="default")
     ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--video-knobs", default="", help="more nfc knobs for the video runs, e.g. epochs=200")
     args = ap.parse_args()
     if args.part in ("video", "both"):
-        video(args.out, args.resize, args.frames, args.video_preset)
+        video(args.out, args.resize, args.frames, args.video_preset,
+              "," + args.video_knobs if args.video_knobs else "")
     if args.part in ("images", "both"):
         images(args.out, args.crop)
 

@@ -39,7 +39,7 @@ def main() -> None:
     frames = read_video(CLIP, frames="100:124", resize=(160, 90))
     from nfcodec.video_io import write_video
 
-    write_video(src, enumerate(frames.frames), width=160, height=90, fps=frames.fps)
+    write_video(src, enumerate(frames.frames), width=160, height=90, fps=frames.fps, overwrite=True)
     report = json.loads(nfc("encode", str(src), "-o", str(nfc_file), "--representation", "supermask", "--json",
                             "--force"))
     nfc("decode", str(nfc_file), "-o", str(dec), "--force", "-q")

@@ -30,6 +30,7 @@ the ancillary ``meTA`` chunk (unless ``metadata=False``).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from fractions import Fraction
@@ -208,6 +209,11 @@ def encode_to_bpp(frames: np.ndarray, media: int, fps: Fraction, config: CodecCo
                                                  metadata, progress, done, max_bits=fill)
         steps, _ = search_budget(problem, fitted.payload.steps, budget, min_bytes=floor_bytes)
         size = problem.total_bytes(steps)
+        if not floor_bytes <= size <= budget:
+            refit = _resize_payload(fitted, meta, floor_bytes, budget)
+            if refit is not None:     # (meta holds rc_full: the file states the settings it has)
+                rc_full.update(REPRESENTATIONS.by_name(config.representation).settings(refit.config))
+                fitted, steps, size = refit, (), len(container_bytes(refit, (), meta))
         tried.append(f"scale {scale:.3g}: {size} bytes")
         if size > budget and scale > _SCALES[0]:
             scale = max(_SCALES[0], scale * min(0.8, math.sqrt(budget / size)))
@@ -224,6 +230,31 @@ def encode_to_bpp(frames: np.ndarray, media: int, fps: Fraction, config: CodecCo
         return finish(fitted, data, t0, rate_control=rc_full)
     raise ConfigError(f"bpp={target}: no file in the band [{floor_bytes}, {budget}] bytes after "
                       f"{len(tried)} fits ({'; '.join(tried)})")
+
+
+def _resize_payload(fitted: Fitted, meta: Optional[dict[str, Any]], floor_bytes: int,
+                    budget: int) -> Optional[Fitted]:
+    """A payload without steps but with a continuous size knob (``resized(factor)``: supermask
+    masks re-thresholded from the trained scores at ``factor`` x the densities) moved into the
+    band without refitting, by bisection on the exact file size; None if it has no such knob or
+    the band is not reached within a factor of 2."""
+    resized = getattr(fitted.payload, "resized", None)
+    if resized is None or fitted.payload.n_tensors:
+        return None
+    lo, hi = 0.5, 2.0
+    margin = (budget - floor_bytes) // 4            # aim inside the band, clear of its edges
+    for _ in range(24):
+        mid = math.sqrt(lo * hi)
+        payload, cfg = resized(mid, fitted.config)
+        cand = dataclasses.replace(fitted, payload=payload, config=cfg)
+        size = len(container_bytes(cand, (), meta))
+        if size > budget - margin:
+            hi = mid
+        elif size < floor_bytes + margin:
+            lo = mid
+        else:
+            return cand
+    return None
 
 
 def encode_to_psnr(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, target: float, *,

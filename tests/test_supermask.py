@@ -301,3 +301,12 @@ def test_supermask_net_gradients_reach_scores_through_abs():
     assert torch.allclose(net.scores[0].grad, -g)
     assert psnr is not None
 
+
+
+def test_rate_control_on_an_image_lands_in_the_band():
+    """Prediction and file differ: the masks are re-thresholded from the trained scores into the band."""
+    r = nfcodec.encode(TINY_PNG, config=_image_cfg(steps=40), bpp=6.0, metadata=False)
+    assert 0.95 * 6.0 <= r.bpp <= 6.0 and r.rate_control["fits"] == 1
+    info = REPRESENTATIONS.by_name("supermask").describe(
+        ARCHS.by_name("siren").param_shapes(nfcodec.probe(r.data).arch), read_container(r.data).chunks)
+    assert info["levels"][0]["density"] == pytest.approx(r.rate_control["densities"][0], abs=0.01)

@@ -146,6 +146,11 @@ def level_of(levels: Sequence[np.ndarray], size: int) -> np.ndarray:
     return c
 
 
+def _ranking(scores: Any) -> np.ndarray:
+    """Weight indices by decreasing |score| (ties by position)."""
+    return np.argsort(-np.abs(np.asarray(scores, dtype=np.float64).ravel()), kind="stable")
+
+
 def _h2(p: float) -> float:
     return 0.0 if p <= 0 or p >= 1 else -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
 
@@ -196,8 +201,21 @@ class SupermaskPayload:
     n_tensors = 0
 
     def __init__(self, seed: int, shapes: Shapes, laws: Sequence[rng.Law], levels: dict[int, list[np.ndarray]],
-                 scales: Scales) -> None:
+                 scales: Scales, scores: Optional[dict[int, np.ndarray]] = None,
+                 densities: Sequence[float] = ()) -> None:
         self.seed, self.shapes, self.laws, self.levels, self.scales = seed, list(shapes), list(laws), levels, scales
+        self.scores, self.densities = scores or {}, tuple(densities)
+
+    def resized(self, factor: float, config: Any) -> tuple["SupermaskPayload", Any]:
+        """The masks re-thresholded from the trained scores at ``factor`` x the first density
+        (the others by the same linear rule; no refit), and the config that says so (rate control
+        uses this to land in its band: a supermask file has no steps to move)."""
+        k1 = min(0.5, max(0.001, self.densities[0] * factor))
+        cfg = config.replace(density=round(k1, 6))
+        dens = level_densities(k1, self.scales.levels)
+        levels = {i: nested_levels(_ranking(s), level_counts(math.prod(self.shapes[i]), dens),
+                                   math.prod(self.shapes[i])) for i, s in self.scores.items()}
+        return SupermaskPayload(self.seed, self.shapes, self.laws, levels, self.scales, self.scores, dens), cfg
 
     def size(self, i: int) -> int:
         raise IndexError(i)
@@ -292,12 +310,10 @@ class SupermaskRepresentation:
         levels: dict[int, list[np.ndarray]] = {}
         for i, scores in fit.extra["scores"].items():
             size = math.prod(shapes[i])
-            a = np.abs(np.asarray(scores, dtype=np.float64).ravel())
-            order = np.argsort(-a, kind="stable")       # best first; ties by position
-            levels[i] = nested_levels(order, level_counts(size, dens), size)
+            levels[i] = nested_levels(_ranking(scores), level_counts(size, dens), size)
         a = [min(MAX_SCALE, max(1, int(round(v * (1 << SCALE_FRAC))))) for v in fit.extra["alphas"]]
         return SupermaskPayload(fit.extra["seed"], shapes, arch.init_laws(record), levels,
-                                Scales(cfg.levels, SCALE_FRAC, a))
+                                Scales(cfg.levels, SCALE_FRAC, a), fit.extra["scores"], dens)
 
     def predicted_bits(self, shapes: Shapes, config: Any) -> float:
         dens = level_densities(config.supermask.density, config.supermask.levels)
