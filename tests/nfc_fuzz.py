@@ -69,7 +69,8 @@ checked too (a violation is a failure of kind ``oracle``): a stale CRC on a crit
 give ``ChecksumError`` everywhere; a cut file ``TruncatedError``; bytes after NEND ``FormatError``;
 an unknown major version ``UnsupportedVersionError``; a damaged signature ``BadSignatureError``; a
 bad chunk type ``FormatError``; an unknown critical chunk ``UnknownCriticalChunkError``; an
-unconsumed known critical chunk ``UnsupportedFeatureError``; and the *same outcomes and pixels as
+unconsumed known critical chunk ``UnsupportedFeatureError`` (a second SEED or SCAL in a stream that
+uses one: ``FormatError``); and the *same outcomes and pixels as
 the seed* for an inserted ancillary chunk (valid or bad CRC), a new minor version, a ``SEGM``
 whole-segment chunk after ARCH, a TDAT re-coded with another entropy model, masks re-coded with
 another coder or an all-ones mask added, and an exact dense <-> pruned conversion.
@@ -642,10 +643,14 @@ def mut_insert_critical(ctx: Ctx, doc: Doc) -> Optional[str]:
                             b"ARCH", b"NEND"))
     body, what = _plausible_body(ctx, doc, ctype)
     n = len(doc.chunks)
+    used = bool(doc.index_of(ctype))      # a type the stream already uses (supermask: SEED, SCAL)
     at = ctx.rng.choice((2, ctx.rng.randrange(1, n), ctx.rng.randrange(n + 1))) if n >= 2 else 0
     doc.chunks.insert(at, RawChunk(ctype, body))
     if pristine and 1 <= at < n:
-        if ctype in (b"SEED", b"SCAL", b"PRIR", b"XFRM") and not (ctype in (b"PRIR", b"XFRM") and len(body) == 0):
+        if used and ctype in (b"SEED", b"SCAL"):       # a second one: "needs exactly one"
+            ctx.expect = {"numpy": "FormatError", "torch": "FormatError", "api": "FormatError", "probe": "info",
+                          "probe-lenient": "info"}
+        elif ctype in (b"SEED", b"SCAL", b"PRIR", b"XFRM") and not (ctype in (b"PRIR", b"XFRM") and len(body) == 0):
             ctx.expect = {"numpy": "UnsupportedFeatureError", "torch": "UnsupportedFeatureError",
                           "api": "UnsupportedFeatureError", "probe": "info", "probe-lenient": "info"}
         elif ctype == b"SEGM" and at == 2 and body == SegmentHeader(0, 0, 0, 0).pack():
