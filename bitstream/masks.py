@@ -427,7 +427,7 @@ class _Head:
 
 
 def _read_head(reader: ByteReader, ordinal: int, last: int, sizes: Optional[Sequence[int]], budget: int,
-               what: str = "MASK") -> _Head:
+               what: str = "MASK", sized: str = "the tensor has") -> _Head:
     reader.context = f"{what} mask {ordinal}"
     index = reader.uvarint("index")
     reader.context = f"{what} mask {ordinal} (tensor {index})"
@@ -439,8 +439,7 @@ def _read_head(reader: ByteReader, ordinal: int, last: int, sizes: Optional[Sequ
     if sizes is not None and sizes[index] < 0:
         raise FormatError(f"{reader.context}: tensor {index} has no mask in the level above")
     if sizes is not None and n != sizes[index]:
-        what_n = "the tensor has" if what == "MASK" or what.endswith(" 1") else "the level above kept"
-        raise FormatError(f"{reader.context}: n={n} bits, {what_n} {sizes[index]} elements")
+        raise FormatError(f"{reader.context}: n={n} bits, {sized} {sizes[index]} elements")
     if n > budget:
         raise FormatError(f"{reader.context}: n={n} exceeds the remaining budget of {budget} bits")
     wire_id = reader.u8("coder")
@@ -450,15 +449,16 @@ def _read_head(reader: ByteReader, ordinal: int, last: int, sizes: Optional[Sequ
 
 
 def _decode_list(reader: ByteReader, sizes: Optional[Sequence[int]], budget: int, rows: "RowBudget",
-                 what: str = "MASK") -> tuple[list[CodedMask], int]:
-    """One mask list (``count`` then the masks) at the reader's position: (masks, budget left)."""
+                 what: str = "MASK", sized: str = "the tensor has") -> tuple[list[CodedMask], int]:
+    """One mask list (``count`` then the masks) at the reader's position: (masks, budget left).
+    ``sized`` says what ``sizes`` count, for messages."""
     count = reader.uvarint("count")
     if count > reader.remaining:   # each mask takes at least 3 bytes
         raise FormatError(f"{what} count={count}, only {reader.remaining} bytes follow")
     masks: list[CodedMask] = []
     last = -1
     for i in range(count):
-        head = _read_head(reader, i, last, sizes, budget, what)
+        head = _read_head(reader, i, last, sizes, budget, what, sized)
         bits = head.coder.decode(reader, head.n, rows)
         masks.append(CodedMask(head.index, bits))
         last, budget = head.index, budget - head.n
@@ -542,7 +542,8 @@ def decode_nested_masks(payload: bytes, *, sizes: Sequence[int], max_bits: int =
         else:
             kept = {m.index: int(np.count_nonzero(m.flat)) for m in levels[-1]}
             level_sizes = [kept.get(i, -1) for i in range(len(sizes))]
-        masks, budget = _decode_list(reader, level_sizes, budget, rows, f"MASK level {n + 1}")
+        masks, budget = _decode_list(reader, level_sizes, budget, rows, f"MASK level {n + 1}",
+                                     "the level above kept" if n else "the tensor has")
         if n and [m.index for m in masks] != [m.index for m in levels[0]]:
             raise FormatError(f"MASK level {n + 1} lists tensors {[m.index for m in masks]}, "
                               f"level 1 lists {[m.index for m in levels[0]]}")

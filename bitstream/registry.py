@@ -80,20 +80,11 @@ class Registry(Generic[T]):
         except KeyError:
             raise self._unknown_id(f"file uses {self.kind} wire id {wire_id}, which this decoder does not support") from None
 
-    def get(self, wire_id: int) -> Optional[T]:
-        return self._by_id.get(wire_id)
-
     def names(self) -> list[str]:
         return list(self._by_name)
 
     def wire_ids(self) -> dict[str, int]:
         return {n: e.wire_id for n, e in self._by_name.items()}  # type: ignore[attr-defined]
 
-    def __contains__(self, wire_id: object) -> bool:
-        return wire_id in self._by_id
-
     def __iter__(self) -> Iterator[T]:
         return iter(self._by_name.values())
-
-    def __len__(self) -> int:
-        return len(self._by_name)

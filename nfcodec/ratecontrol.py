@@ -38,7 +38,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .config import SIZE_KNOBS, CodecConfig
+from .config import CodecConfig
 from .variants import REPRESENTATIONS
 from .encoder import Fitted, container_bytes, finish, fit_signal, meta_dict, quant_problem, stream_header
 from .errors import ConfigError
@@ -46,8 +46,8 @@ from .archs import ARCHS
 from .rdsearch import Evaluator, search_budget, search_quality
 from .results import EncodeResult
 
-__all__ = ["encode_to_bpp", "encode_to_psnr", "check_target", "BAND", "OVERSIZE", "scaled_config", "model_size",
-           "clip_bpp", "clip_sized", "SIZE_KNOBS", "CLIP_BPP"]
+__all__ = ["encode_to_bpp", "encode_to_psnr", "check_target", "BAND", "OVERSIZE", "scaled_config", "clip_bpp",
+           "clip_sized", "CLIP_BPP"]
 
 BAND = 0.05                 # a --bpp file lands in [(1 - BAND) * target, target]
 OVERSIZE = 1.3              # fit a network whose 10-bit file would be this much over the budget
@@ -78,20 +78,18 @@ def scaled_config(config: CodecConfig, scale: float) -> CodecConfig:
     return config.replace(width=width, lr=lr)
 
 
-def model_size(config: CodecConfig, header: Any) -> tuple[int, int]:
-    """``(prunable, other)`` parameter counts of ``config``'s network for a stream header."""
-    arch = ARCHS.by_name(config.model.arch)
-    shapes = arch.param_shapes(arch.make_record(config.model, header))
-    prunable = sum(math.prod(s) for s in shapes if len(s) >= 2)
-    return prunable, sum(math.prod(s) for s in shapes) - prunable
-
-
 def check_target(name: str, value: Any) -> None:
     """``bpp`` must be a positive finite number, ``psnr`` in (0, 100) dB; ConfigError otherwise."""
     hi = 100.0 if name == "psnr" else math.inf
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < hi:
         raise ConfigError(f"psnr={value!r} must be in (0, 100) dB" if name == "psnr"
                           else f"bpp={value!r} must be a positive number")
+
+
+def _overhead(meta_chars: Optional[int]) -> int:
+    """Container bytes besides the payload, estimated before any fit: signature and version, 12
+    bytes of framing per chunk, NHDR, an ARCH record, and the meTA chunk (``meta_chars`` of JSON)."""
+    return 8 + 4 + 12 * 4 + 25 + 40 + (meta_chars + 24 if meta_chars is not None else 0)
 
 
 def _shapes(config: CodecConfig, header: Any) -> list[tuple[int, ...]]:
@@ -196,7 +194,7 @@ def encode_to_bpp(frames: np.ndarray, media: int, fps: Fraction, config: CodecCo
         oversize = getattr(rep, "rate_oversize", OVERSIZE)
     rc: dict[str, Any] = {"mode": "bpp", "target": target}
     probe_meta = _meta(config, preset, media == 1, {**rc, **_settings(config, 0)}) if metadata else None
-    overhead = 8 + 4 + 12 * 4 + 25 + 40 + (len(str(probe_meta)) + 24 if probe_meta else 0)
+    overhead = _overhead(len(str(probe_meta)) if probe_meta else None)
     if budget <= overhead:
         raise ConfigError(f"bpp={target} is {budget} bytes for {pixels} pixels, below the container's own "
                           f"~{overhead} bytes; ask for at least {8 * (overhead + 64) / pixels:.3g} bpp")
@@ -212,7 +210,7 @@ def encode_to_bpp(frames: np.ndarray, media: int, fps: Fraction, config: CodecCo
         if not floor_bytes <= size <= budget:
             refit = _resize_payload(fitted, meta, floor_bytes, budget)
             if refit is not None:     # (meta holds rc_full: the file states the settings it has)
-                rc_full.update(REPRESENTATIONS.by_name(config.representation).settings(refit.config))
+                rc_full.update(rep.settings(refit.config))
                 fitted, steps, size = refit, (), len(container_bytes(refit, (), meta))
         tried.append(f"scale {scale:.3g}: {size} bytes")
         if size > budget and scale > _SCALES[0]:
@@ -353,7 +351,7 @@ def clip_sized(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfi
     target = clip_bpp(pixels, preset)
     header = stream_header(frames, media, fps, config)
     config = _with_defaults(config, header)
-    overhead = 8 + 4 + 12 * 4 + 25 + 40 + 300
+    overhead = _overhead(276)       # a typical meTA chunk (the record is not written yet)
     budget = target * pixels / 8
     scale = _scale_for(config, header, budget, overhead)
     cfg = scaled_config(config, scale)

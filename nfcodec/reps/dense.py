@@ -51,8 +51,12 @@ class DenseRepresentation:
 
         return FitHooks()
 
+    def quant_payload(self, values: Sequence[np.ndarray], shapes: Shapes, steps: Sequence[int],
+                      masks: Sequence[Optional[np.ndarray]]) -> QuantPayload:
+        return QuantPayload(self, values, shapes, steps, masks)
+
     def payload(self, model: Any, fit: Any, arch: Any, record: Any, config: Any) -> QuantPayload:
-        return QuantPayload(self, model_values(model), arch.param_shapes(record), fit.steps, fit.masks)
+        return self.quant_payload(model_values(model), arch.param_shapes(record), fit.steps, fit.masks)
 
     def chunks(self, payload: QuantPayload, steps: Sequence[int]) -> list[Chunk]:
         if any(m is not None for m in payload.masks):
@@ -61,8 +65,8 @@ class DenseRepresentation:
 
     def export(self, model: Any, steps: Sequence[int], masks: Sequence[Optional[np.ndarray]] = ()) -> list[Chunk]:
         """The chunks of a fitted module quantized with ``steps`` (tests, benchmarks)."""
-        values = model_values(model)
-        return self.chunks(QuantPayload(self, values, [v.shape for v in values], steps, masks), steps)
+        shapes = [tuple(p.shape) for p in model.parameters()]
+        return self.chunks(self.quant_payload(model_values(model), shapes, steps, masks), steps)
 
     def predicted_bits(self, shapes: Shapes, config: Any) -> float:
         return sum(math.prod(s) for s in shapes) * BITS_PER_WEIGHT * config.quant.bits / 10

@@ -17,7 +17,7 @@ from ..bitstream import Chunk, decode_tensors
 from ..bitstream.masks import CodedMask, decode_masks, encode_masks, mask_report
 from ..exact.layers import QTensor
 from ..variants import REPRESENTATIONS, QuantPayload, Shapes, only_chunk, step_checked
-from .dense import BITS_PER_WEIGHT, DenseRepresentation, model_values, qtensor
+from .dense import BITS_PER_WEIGHT, DenseRepresentation, qtensor
 
 __all__ = ["PrunedRepresentation", "DEFAULT_SPARSITY"]
 
@@ -68,12 +68,12 @@ class PrunedRepresentation(DenseRepresentation):
 
         return PruneHooks(config.prune)
 
-    def payload(self, model: Any, fit: Any, arch: Any, record: Any, config: Any) -> QuantPayload:
-        values = model_values(model)
-        if len(fit.masks) != len(values):
+    def quant_payload(self, values: Sequence[np.ndarray], shapes: Shapes, steps: Sequence[int],
+                      masks: Sequence[Optional[np.ndarray]]) -> QuantPayload:
+        if len(masks) != len(values):
             raise ValueError(f"the pruned representation needs one mask entry per parameter tensor "
-                             f"({len(values)}), got {len(fit.masks)}; fit with a PruneConfig")
-        return QuantPayload(self, values, arch.param_shapes(record), fit.steps, fit.masks)
+                             f"({len(values)}), got {len(masks)}; fit with a PruneConfig")
+        return QuantPayload(self, values, shapes, steps, masks)
 
     def chunks(self, payload: QuantPayload, steps: Sequence[int]) -> list[Chunk]:
         coded = []
@@ -85,13 +85,6 @@ class PrunedRepresentation(DenseRepresentation):
                 raise ValueError(f"mask {i} has {m.size} entries, parameter {i} has {payload.full[i].size}")
             coded.append(CodedMask(i, m.reshape(shape[0], -1) if len(shape) >= 2 and m.size else m))
         return [Chunk(b"MASK", encode_masks(coded)), payload.tdat(steps)]
-
-    def export(self, model: Any, steps: Sequence[int], masks: Sequence[Optional[np.ndarray]] = ()) -> list[Chunk]:
-        values = [p.detach().cpu().numpy() for p in model.parameters()]
-        if len(masks) != len(values):
-            raise ValueError(f"the pruned representation needs one mask entry per parameter tensor "
-                             f"({len(values)}), got {len(masks)}; fit with a PruneConfig")
-        return self.chunks(QuantPayload(self, model_values(model), [v.shape for v in values], steps, masks), steps)
 
     def predicted_bits(self, shapes: Shapes, config: Any) -> float:
         prunable = sum(math.prod(s) for s in shapes if len(s) >= 2)

@@ -272,9 +272,6 @@ class SupermaskRepresentation:
         for masks in levels:
             for m in masks:
                 per_tensor.setdefault(m.index, []).append(m.flat)
-        for i in per_tensor:   # scales outside the step table are refused before any rendering
-            if rng.law_step(laws[i]) + 8 * scales.frac >= N_STEPS:
-                raise FormatError(f"tensor {i}: SCAL frac={scales.frac} pushes its step beyond the step table")
         return regenerate(seed.seed, shapes, laws, per_tensor, scales)
 
     def describe(self, shapes: Shapes, chunks: Sequence[Chunk]) -> dict[str, Any]:
