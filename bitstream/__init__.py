@@ -63,6 +63,8 @@ from .headers import (
     ARCHS,
     CHUNK_RECORDS,
     COLORSPACES,
+    GROWINGS,
+    GrowRecord,
     LAYOUTS,
     MAX_FRAME_PIXELS,
     MEDIA,
@@ -97,7 +99,7 @@ __all__ = [
     "zigzag", "unzigzag",
     # headers
     "MAX_FRAME_PIXELS", "MEDIA", "ARCHS", "REPRESENTATIONS", "LAYOUTS", "COLORSPACES", "SEGMENT_KINDS",
-    "RNGS", "TRANSFORMS", "StreamHeader", "SirenArch", "NervArch", "SegmentHeader", "SeedRecord", "PriorRef",
+    "RNGS", "TRANSFORMS", "GROWINGS", "GrowRecord", "StreamHeader", "SirenArch", "NervArch", "SegmentHeader", "SeedRecord", "PriorRef",
     "TransformRecord", "ARCH_RECORDS", "register_arch_record", "unpack_arch", "CHUNK_RECORDS",
     # entropy
     "MAX_ALPHABET", "CodedTensor", "EntropyModel", "ENTROPY_MODELS", "laplace_counts",

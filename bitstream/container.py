@@ -42,7 +42,7 @@ Chunk rules
 Versions
 --------
 A reader MUST reject a major version it does not know and MUST accept any minor version of
-a major it knows (this module reads majors 1 and 2; it writes 2.1): minor versions only add
+a major it knows (this module reads majors 1 and 2; it writes 2.2): minor versions only add
 ancillary chunks, new table entries (ids whose
 absence old readers report as a field-range error) or new critical chunks that old readers
 reject by the unknown-critical rule.
@@ -55,6 +55,8 @@ version     change
             exact (docs/format.md section 6), so 1.x readers must not decode 2.x
 2.1         supermask representation (2): SEED, nested MASK and SCAL payloads and the
             frozen-weight generator (docs/format.md sections 4.3, 4a, 5d, 6.7)
+2.2         width-chunks layout (1): GROW chunk, one SEGM + payload per level, every
+            prefix decodes its last complete level (docs/format.md section 4b)
 ==========  ======================================================================
 """
 from __future__ import annotations
@@ -89,12 +91,13 @@ __all__ = [
 
 SIGNATURE = b"\x89NFC\r\n\x1a\n"
 #: The version this writer produces.
-FORMAT_VERSION = (2, 1)
+FORMAT_VERSION = (2, 2)
 #: Every released version and what it changed (a table, not branches in the reader).
 FORMAT_VERSIONS = {
     (1, 0): "initial format; pixels from a float32 renderer (platform-dependent)",
     (2, 0): "exact decoding arithmetic: the pixels are a function of the file (same container and payloads)",
     (2, 1): "supermask representation (2): SEED, nested-mask MASK and SCAL payloads; frozen random weights",
+    (2, 2): "width-chunks layout (1): GROW chunk, one SEGM + payload per level; every prefix decodes",
 }
 #: Major versions this module reads.
 READ_MAJORS = frozenset(v[0] for v in FORMAT_VERSIONS)
@@ -274,7 +277,7 @@ def _read_chunk(data: memoryview, pos: int) -> Union[tuple[Chunk, bool], _Cut]:
     computed = zlib.crc32(body)
     if computed != stored and is_critical(ctype):
         raise ChecksumError(
-            f"chunk {name} at offset {pos}: CRC mismatch (stored 0x{stored:08x}, computed 0x{computed:08x})"
+            f"chunk {name} at offset {pos}: CRC mismatch (stored 0x{stored:08x}, computed 0x{computed:08x})", pos
         )
     return Chunk(ctype, bytes(body[4:]), offset=pos), computed == stored
 

@@ -62,7 +62,16 @@ class ChunkError(FormatError):
 
 
 class ChecksumError(ChunkError):
-    """The CRC-32 of a complete critical chunk does not match: the file is corrupt."""
+    """The CRC-32 of a complete critical chunk does not match: the file is corrupt.
+
+    Attributes:
+        offset: file offset of the damaged chunk (-1 when unknown); a progressive stream
+            decodes the levels that end before it.
+    """
+
+    def __init__(self, message: str, offset: int = -1) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 class TruncatedError(ChunkError):

@@ -22,6 +22,9 @@ __all__ = [
     "SEGMENT_KINDS",
     "RNGS",
     "TRANSFORMS",
+    "GROWINGS",
+    "MAX_LEVELS",
+    "GrowRecord",
     "StreamHeader",
     "SirenArch",
     "NervArch",
@@ -51,6 +54,9 @@ RNGS: Mapping[int, str] = MappingProxyType({0: "philox4x64-10"})
 NERV_ACTIVATIONS: Mapping[int, str] = MappingProxyType({0: "gelu"})
 NERV_CROPS: Mapping[int, str] = MappingProxyType({0: "top-left"})
 TRANSFORMS: Mapping[int, str] = MappingProxyType({0: "identity"})
+GROWINGS: Mapping[int, str] = MappingProxyType({0: "spectral", 1: "spatial", 2: "temporal"})
+#: Most levels a width-chunks stream may have.
+MAX_LEVELS = 64
 
 _U16, _U32, _I31 = 2**16 - 1, 2**32 - 1, 2**31 - 1
 
@@ -348,6 +354,80 @@ class TransformRecord(Record):
 
     transform: int
     param: int
+
+
+@dataclass(frozen=True)
+class GrowRecord:
+    """``GROW`` (width-chunks layout): how the stream grows, level by level (2 + 6 x levels bytes).
+
+    Layout: ``growing`` u8 (:data:`GROWINGS`), ``levels`` u8 (1 .. :data:`MAX_LEVELS`), then per
+    level ``width`` u16 (hidden units of the network after this level, strictly increasing,
+    1 .. 4096) and ``cover`` u32: for spatial growing the columns ``[0, cover)`` the level
+    reconstructs, for temporal growing the frames ``[0, cover)`` (both strictly increasing, at
+    least 1); 0 for spectral growing (every level covers the whole signal).  The bounds against
+    the frame size are checked by the layout, which knows NHDR.
+    """
+
+    NAME = "GROW"
+
+    growing: int
+    widths: tuple[int, ...]
+    covers: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "covers", tuple(int(c) for c in self.covers))
+        self.validate()
+
+    @property
+    def levels(self) -> int:
+        return len(self.widths)
+
+    def validate(self) -> None:
+        if self.growing not in GROWINGS:
+            raise FieldRangeError(f"GROW.growing={self.growing} unknown (known: {dict(GROWINGS)})")
+        if not 1 <= len(self.widths) <= MAX_LEVELS or len(self.covers) != len(self.widths):
+            raise FieldRangeError(f"GROW.levels={len(self.widths)} outside [1, {MAX_LEVELS}]")
+        prev = 0
+        for k, w in enumerate(self.widths):
+            if not prev < w <= 4096:
+                raise FieldRangeError(f"GROW.width[{k}]={w} must be in ({prev}, 4096]: widths grow strictly")
+            prev = w
+        if self.growing == 0:
+            if any(self.covers):
+                raise FieldRangeError("GROW.cover must be 0 for spectral growing")
+            return
+        prev = 0
+        for k, c in enumerate(self.covers):
+            if not prev < c <= _U32:
+                raise FieldRangeError(f"GROW.cover[{k}]={c} must be > {prev}: the covered part grows strictly")
+            prev = c
+
+    def pack(self) -> bytes:
+        import struct
+
+        return bytes((self.growing, len(self.widths))) + b"".join(
+            struct.pack("<HI", w, c) for w, c in zip(self.widths, self.covers))
+
+    @classmethod
+    def unpack(cls, data: bytes) -> "GrowRecord":
+        import struct
+
+        from .errors import FormatError
+
+        if len(data) < 2 or len(data) != 2 + 6 * data[1]:
+            n = data[1] if len(data) >= 2 else "?"
+            raise FormatError(f"GROW: {len(data)} bytes for {n} levels (needs 2 + 6 x levels)")
+        rows = [struct.unpack_from("<HI", data, 2 + 6 * k) for k in range(data[1])]
+        return cls(data[0], tuple(r[0] for r in rows), tuple(r[1] for r in rows))
+
+    def describe(self) -> list[tuple[str, str]]:
+        return [("growing", GROWINGS.get(self.growing, str(self.growing))), ("levels", str(self.levels)),
+                ("widths", ",".join(map(str, self.widths)))] + (
+            [("covers", ",".join(map(str, self.covers)))] if self.growing else [])
+
+    def as_dict(self) -> dict:
+        return {"growing": GROWINGS.get(self.growing), "widths": list(self.widths), "covers": list(self.covers)}
 
 
 #: Record class of each fixed-width chunk (ARCH depends on NHDR.arch: see unpack_arch).

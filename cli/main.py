@@ -24,9 +24,9 @@ def _names(kind: str) -> list[str]:
         from ..archs import ARCHS
 
         return ARCHS.names()
-    from ..variants import REPRESENTATIONS
+    from ..variants import LAYOUTS, REPRESENTATIONS
 
-    return REPRESENTATIONS.names()
+    return (LAYOUTS if kind == "layout" else REPRESENTATIONS).names()
 
 __all__ = ["cli", "main"]
 
@@ -94,13 +94,24 @@ def _progress_bar(quiet: bool):
     return update, lambda: bars and bars[0].close()
 
 
-def _factors(ctx: Any, param: Any, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        return tuple(int(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter("expected comma-separated integers, e.g. 5,2,2") from None
+def _number_list(kind: type, example: str) -> Callable[[Any, Any, str | None], tuple | None]:
+    """A click callback parsing comma-separated ``kind`` values."""
+    what = "integers" if kind is int else "numbers"
+
+    def parse(ctx: Any, param: Any, value: str | None) -> tuple | None:
+        if value is None:
+            return None
+        try:
+            return tuple(kind(v) for v in value.split(","))
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated {what}, e.g. {example}") from None
+
+    return parse
+
+
+_factors = _number_list(int, "5,2,2")
+_widths = _number_list(int, "24,48,72,96")
+_floats = _number_list(float, "0.1,0.2,0.4,0.8")
 
 
 @cli.command()
@@ -123,6 +134,20 @@ def _factors(ctx: Any, param: Any, value: str | None) -> tuple[int, ...] | None:
               help="dense: every weight coded; pruned: magnitude-pruned weights plus coded masks; "
                    "supermask: random weights from --seed, nested masks and scales (no weight values).")
 @click.option("--levels", type=click.IntRange(1, 8), help="Supermask: nested mask levels (default 3).")
+@click.option("--layout", type=click.Choice(_names("layout")),
+              help="single: one network; width-chunks: a SIREN grown level by level, every prefix of the "
+                   "file decodes (see --widths, --growing).")
+@click.option("--widths", callback=_widths,
+              help="width-chunks: hidden width after each level, e.g. 24,48,72,96 (default: 4 equal steps "
+                   "up to --width).")
+@click.option("--growing", type=click.Choice(["spectral", "spatial", "temporal"]),
+              help="width-chunks: each level adds detail (spectral), columns (spatial) or frames (temporal).")
+@click.option("--grow-training", type=click.Choice(["progressive", "slimmable"]),
+              help="width-chunks: progressive (freeze the levels below, default) or slimmable (all levels "
+                   "at once; spectral only).")
+@click.option("--level-steps", type=click.IntRange(1), help="width-chunks: Adam steps per level (default: --steps).")
+@click.option("--level-bpp", callback=_floats,
+              help="width-chunks rate control: cumulative bpp of each level's prefix, e.g. 0.1,0.2,0.4,0.8.")
 @click.option("--density", type=click.FloatRange(0.001, 0.5),
               help="Supermask: share of each weight tensor the first level keeps (default 0.2; "
                    "the others follow the linear rule of Okoshi et al.).")
@@ -201,22 +226,56 @@ def encode(input: str, output: str, preset: str, frames: str | None, resize: str
 @click.option("--device", help="torch backend: cpu, cuda or cuda:N.")
 @click.option("--no-limits", is_flag=True,
               help="Lift the decoder's size and work limits (trusted files only; see docs/cli.md).")
+@click.option("--level", type=click.IntRange(1), help="width-chunks files: decode this level (default: the last).")
+@click.option("--strict", is_flag=True,
+              help="Refuse a cut or damaged width-chunks file instead of decoding its last complete level.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @_fail_cleanly
 def decode(input: str, output: str, frames: str | None, crf: int | None, backend: str, device: str | None,
-           no_limits: bool, force: bool, quiet: bool) -> None:
-    """Decode an .nfc file to an image or a video (frames are written as they are decoded)."""
+           no_limits: bool, level: int | None, strict: bool, force: bool, quiet: bool) -> None:
+    """Decode an .nfc file to an image or a video (frames are written as they are decoded).
+
+    A width-chunks file cut anywhere after its first level decodes its last complete level and
+    says so on stderr (--strict refuses it); any other file must be whole.
+    """
     from .. import api
     from ..decoder import DecodeLimits
 
     limits = DecodeLimits.unlimited() if no_limits else None
     r = api.decode(input, output, overwrite=force, frames=frames, crf=crf, backend=backend, device=device,
-                   limits=limits)
+                   limits=limits, level=level, strict=strict)
+    if r.note:
+        click.echo(f"nfc: {r.note}", err=True)
     if not quiet:
         h = r.info.header
-        what = f"{r.written} frames of {h.width}x{h.height}" if h.media == 1 else f"{h.width}x{h.height}"
-        click.echo(f"{output}: {what} from {r.info.nbytes} bytes ({r.info.bpp:.4f} bpp)")
+        width = r.image.shape[1] if r.image is not None else (r.frames.shape[2] if r.frames is not None else h.width)
+        what = f"{r.written} frames of {width}x{h.height}" if h.media == 1 else f"{width}x{h.height}"
+        lv = f", level {r.level} of {r.levels}" if r.levels > 1 else ""
+        click.echo(f"{output}: {what} from {r.info.nbytes} bytes ({r.info.bpp:.4f} bpp{lv})")
+
+
+@cli.command()
+@click.argument("input", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("output", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--level", type=click.IntRange(1), help="Keep levels 1 to this one.")
+@click.option("--max-bytes", type=click.IntRange(1), help="Keep as many levels as fit in this many bytes.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@_fail_cleanly
+def truncate(input: str, output: str, level: int | None, max_bytes: int | None, force: bool, quiet: bool) -> None:
+    """Write a shorter, valid width-chunks file: the first levels of INPUT (a server's operation).
+
+    OUTPUT decodes to exactly what `nfc decode --level K INPUT` gives.
+    """
+    from .. import api
+
+    if (level is None) == (max_bytes is None):
+        raise click.UsageError("give --level or --max-bytes (exactly one)")
+    data = api.truncate(input, output, level=level, max_bytes=max_bytes, overwrite=force)
+    if not quiet:
+        info = api.probe(data)
+        click.echo(f"{output}: level {info.header.n_segments}, {len(data)} bytes")
 
 
 @cli.command()
@@ -246,8 +305,10 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
     else:
         masks = []
     decoding = "exact" if si.version[0] >= 2 else "float32"
+    levels = _levels(data)
     if as_json:
         click.echo(json.dumps({**si.as_dict(), "decoding": decoding, "payload": payload,
+                               **({"levels": levels} if levels else {}),
                                **({"tensors": tensors, "masks": masks} if verbose else {})}, default=str))
         return
     click.echo(f"{input}: nfc v{si.version[0]}.{si.version[1]}, {si.nbytes} bytes, {si.bpp:.4f} bpp")
@@ -274,6 +335,14 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
                            f"(density {row['density']:.4f} of the masked weights)")
             continue
         click.echo(f"    {name:<21}{value}")
+    if levels:
+        click.echo(f"  levels ({levels[0]['growing']} growing):")
+        for lv in levels:
+            cover = f"  covers {lv['cover']} {'columns' if lv['growing'] == 'spatial' else 'frames'}" \
+                if lv["cover"] else ""
+            psnr = f"  PSNR {lv['psnr']:.2f} dB" if lv.get("psnr") is not None else ""
+            click.echo(f"    level {lv['level']}: width {lv['width']:<5} bytes [{lv['begin']}, {lv['end']})  "
+                       f"{lv['bpp']:.4f} bpp{psnr}{cover}")
     click.echo("  chunks:")
     for c in si.chunks:
         kind = "critical" if c.critical else "ancillary"
@@ -284,6 +353,26 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
     for m in masks:
         click.echo(f"    mask   {m['index']:>3}: {m['n']:>7} values  kept {m['kept']:>7}  "
                    f"{m['coder']:<9}  {m['bits_per_element']:.3f} bits/value")
+
+
+def _levels(data: bytes) -> list[dict[str, Any]]:
+    """``nfc info``'s level table of a width-chunks file (empty for other layouts)."""
+    from ..archs import ARCHS
+    from ..bitstream import read_container, unpack_arch
+    from ..bitstream.headers import StreamHeader
+    from ..variants import LAYOUTS, REPRESENTATIONS
+
+    container = read_container(data)
+    header = StreamHeader.unpack(next(c.data for c in container.chunks if c.ctype == b"NHDR"))
+    layout = LAYOUTS.by_id(header.layout)
+    if not layout.progressive:
+        return []
+    record = unpack_arch(header.arch, next(c.data for c in container.chunks if c.ctype == b"ARCH"))
+    plan = layout.plan(container, header, record, ARCHS.by_id(header.arch), REPRESENTATIONS.by_id(header.representation))
+    pixels = header.frames * header.width * header.height
+    return [{"level": lv.index, "width": lv.width, "cover": lv.cover, "growing": plan.growing, "begin": lv.begin,
+             "end": lv.end, "bpp": round(8 * lv.end / pixels, 6),
+             "psnr": plan.psnr[lv.index - 1] if len(plan.psnr) >= lv.index else None} for lv in plan.levels]
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from fractions import Fraction
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from .media import (Video, check_output_path, is_image_path, is_video_source, lo
                     parse_frame_range, parse_size, read_input_bytes, resolve_frame_range, save_image)
 from .results import DecodeResult, EncodeResult
 
-__all__ = ["encode", "decode", "decode_frames", "probe", "EncodeResult", "DecodeResult", "DecodeLimits"]
+__all__ = ["encode", "decode", "decode_frames", "decode_progressive", "truncate", "ProgressiveLevel", "probe", "EncodeResult", "DecodeResult", "DecodeLimits"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -69,8 +69,6 @@ def encode(source: PathLike | np.ndarray | Video, output: PathLike | None = None
     Raises:
         InputError, ConfigError, OutputExistsError (before any fitting starts).
     """
-    from .encoder import encode_image, encode_video
-
     if bpp is not None and psnr is not None:
         raise ConfigError("give a target bpp or a target psnr, not both")
     if bpp is not None or psnr is not None:
@@ -83,28 +81,18 @@ def encode(source: PathLike | np.ndarray | Video, output: PathLike | None = None
     video = isinstance(media, Video)
     cfg = _resolve_config(preset, config, video, knobs)
     name = None if config is not None else preset
-    if bpp is not None or psnr is not None:
-        from .encoder import check_image
-        from .ratecontrol import encode_to_bpp, encode_to_psnr
-
-        if video:
-            arr, media_id, rate = media.frames, 1, media.fps
-        else:
-            check_image(media)
-            arr, media_id, rate = media[None], 0, Fraction(0)
-        run = encode_to_bpp if bpp is not None else encode_to_psnr
-        result = run(arr, media_id, rate, cfg, float(bpp if bpp is not None else psnr), preset=name,
-                     metadata=metadata, progress=progress)
+    if video:
+        arr, media_id, rate = media.frames, 1, media.fps
     else:
-        enc = encode_video if video else encode_image
-        sizing = None
-        if video and config is None and not SIZE_KNOBS & {k for k, v in knobs.items() if v is not None}:
-            from .ratecontrol import clip_sized
+        from .encoder import check_image
 
-            cfg, sizing = clip_sized(media.frames, 1, media.fps, cfg, name)
-        result = enc(media, cfg, preset=name, metadata=metadata, progress=progress)
-        if sizing is not None:
-            result = dataclasses.replace(result, rate_control={**sizing, "bpp": round(result.bpp, 6)})
+        check_image(media)
+        arr, media_id, rate = media[None], 0, Fraction(0)
+    from .variants import LAYOUTS
+
+    sizing = video and config is None and not SIZE_KNOBS & {k for k, v in knobs.items() if v is not None}
+    result = LAYOUTS.by_name(cfg.layout).encode(arr, media_id, rate, cfg, preset=name, metadata=metadata,
+                                                progress=progress, bpp=bpp, psnr=psnr, sizing=sizing)
     if output is not None:
         result.save(output, overwrite=overwrite, inputs=inputs)
     return result
@@ -163,7 +151,8 @@ def _resolve_config(preset: str, config: CodecConfig | None, video: bool, knobs:
 
 def decode(source: PathLike | bytes, output: PathLike | None = None, *, overwrite: bool = False,
            frames: str | slice | range | None = None, crf: int | None = None, backend: str = "auto",
-           device: str | None = None, limits: DecodeLimits | None = None) -> DecodeResult:
+           device: str | None = None, limits: DecodeLimits | None = None, level: int | None = None,
+           strict: bool = False) -> DecodeResult:
     """Decode a ``.nfc`` stream (path or bytes): an image, or a video (streamed to ``output``).
 
     Args:
@@ -179,10 +168,15 @@ def decode(source: PathLike | bytes, output: PathLike | None = None, *, overwrit
         device: torch backend: ``cpu``, ``cuda`` or ``cuda:N``.
         limits: the decoder's limits (:class:`~nfcodec.decoder.DecodeLimits`; default
             :data:`~nfcodec.decoder.DEFAULT_LIMITS`).
+        level: width-chunks streams: the level to decode (1-based; default the last one).
+        strict: refuse a cut or damaged width-chunks stream instead of decoding its last complete
+            level (``result.note`` says when that happened).  Other layouts are always strict.
 
     Returns:
         :class:`DecodeResult`: ``image`` for an image; for a video ``frames`` (in memory, when no
-        output is given) or ``written`` (frames streamed to ``output``).
+        output is given) or ``written`` (frames streamed to ``output``); ``level``, ``levels``
+        and ``note`` say what was decoded.  A spatially grown level's image holds the columns it
+        covers, a temporally grown level's video the frames it covers.
 
     Raises:
         BitstreamError subclasses for malformed data; InputError; ConfigError; OutputExistsError;
@@ -191,47 +185,49 @@ def decode(source: PathLike | bytes, output: PathLike | None = None, *, overwrit
     from .decoder import open_stream
 
     data, inputs = _load_source(source)
-    info = _probe(data)
-    opts = dict(backend=backend, device=device, limits=limits)
-    if info.header.media == 0:
+    stream = open_stream(data, backend=backend, device=device, limits=limits, level=level, partial=not strict)
+    if stream.header.media == 0:
         if frames is not None or crf is not None:
             raise ConfigError("frames= and crf= apply to videos only")
         if output is not None:
             check_output_path(output, overwrite=overwrite, inputs=inputs)
-        stream = open_stream(data, **opts)
-        result = DecodeResult(stream.render(0), stream.info, backend=stream.backend)
+        result = DecodeResult(stream.render(0), stream.info, backend=stream.backend, **_level_fields(stream))
         if output is not None:
             save_image(output, result.image, overwrite=overwrite, inputs=inputs)
         return result
-    return _decode_video(data, info, inputs, output, overwrite, frames, crf, opts)
+    return _decode_video(stream, inputs, output, overwrite, frames, crf, limits)
 
 
-def _decode_video(data: bytes, info: StreamInfo, inputs: tuple[PathLike, ...], output: PathLike | None,
-                  overwrite: bool, frames: Any, crf: int | None, opts: dict[str, Any]) -> DecodeResult:
-    from .decoder import DEFAULT_LIMITS, iter_frames, open_stream
+def _level_fields(stream: Any) -> dict[str, Any]:
+    return {"level": stream.level, "levels": stream.levels, "note": stream.note}
+
+
+def _decode_video(stream: Any, inputs: tuple[PathLike, ...], output: PathLike | None, overwrite: bool,
+                  frames: Any, crf: int | None, limits: DecodeLimits | None) -> DecodeResult:
+    from .decoder import DEFAULT_LIMITS, iter_frames
     from .errors import LimitError
     from .video_io import check_video_output, write_video
 
-    h = info.header
-    wanted = resolve_frame_range(parse_frame_range(frames), h.frames)
+    h, info = stream.header, stream.info
+    width = stream.out_width
+    wanted = resolve_frame_range(parse_frame_range(frames), stream.n_frames)
     if output is None:
         if crf is not None:
             raise ConfigError("crf= needs an output file")
-        need = len(wanted) * h.width * h.height * 3
-        cap = (opts.get("limits") or DEFAULT_LIMITS).max_output_bytes
+        need = len(wanted) * width * h.height * 3
+        cap = (limits or DEFAULT_LIMITS).max_output_bytes
         if need > cap:
-            raise LimitError(f"decoding {len(wanted)} frames of {h.width}x{h.height} into memory needs "
+            raise LimitError(f"decoding {len(wanted)} frames of {width}x{h.height} into memory needs "
                              f"{need / 2**20:,.0f} MiB (limit {cap / 2**20:,.0f} MiB): give an output file, "
                              "use decode_frames, or select fewer frames")
-        stream = open_stream(data, **opts)
         got = np.stack([f for _, f in iter_frames(stream, wanted)])
-        return DecodeResult(None, info, frames=got, indices=tuple(wanted), backend=stream.backend)
-    check_video_output(output, overwrite=overwrite, inputs=inputs, crf=crf, width=h.width, height=h.height,
+        return DecodeResult(None, info, frames=got, indices=tuple(wanted), backend=stream.backend,
+                            **_level_fields(stream))
+    check_video_output(output, overwrite=overwrite, inputs=inputs, crf=crf, width=width, height=h.height,
                        indices=wanted)
-    stream = open_stream(data, **opts)
-    n = write_video(output, iter_frames(stream, wanted), width=h.width, height=h.height,
+    n = write_video(output, iter_frames(stream, wanted), width=width, height=h.height,
                     fps=Fraction(h.fps_num, h.fps_den), crf=crf, overwrite=overwrite, inputs=inputs)
-    return DecodeResult(None, info, indices=tuple(wanted), written=n, backend=stream.backend)
+    return DecodeResult(None, info, indices=tuple(wanted), written=n, backend=stream.backend, **_level_fields(stream))
 
 
 def decode_frames(source: PathLike | bytes, frames: str | slice | range | None = None, *, backend: str = "auto",
@@ -253,6 +249,108 @@ def decode_frames(source: PathLike | bytes, frames: str | slice | range | None =
     stream = open_stream(data, backend=backend, device=device, limits=limits)
     wanted = resolve_frame_range(parse_frame_range(frames), stream.header.frames)
     return iter_frames(stream, wanted)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgressiveLevel:
+    """One level of :func:`decode_progressive`, decoded as soon as its bytes arrived.
+
+    Attributes:
+        level, levels: this level (1-based) of how many in the whole stream.
+        end: the byte offset where the level ends (a prefix of this many bytes decodes it).
+        received: bytes received when it was decoded.
+        image: the decoded image (image streams; a spatially grown level: its columns).
+        stream: the level's decoder, to render video frames (``stream.frames(range(stream.n_frames))``).
+    """
+
+    level: int
+    levels: int
+    end: int
+    received: int
+    image: Optional[np.ndarray]
+    stream: Any
+
+
+def _pieces(source: Any) -> Iterator[bytes]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield bytes(source)
+    elif hasattr(source, "read"):
+        while True:
+            piece = source.read(1 << 16)
+            if not piece:
+                return
+            yield bytes(piece)
+    elif isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            yield from _pieces(f)
+    else:
+        for piece in source:
+            yield bytes(piece)
+
+
+def decode_progressive(source: Any, *, backend: str = "auto", device: str | None = None,
+                       limits: DecodeLimits | None = None) -> Iterator[ProgressiveLevel]:
+    """Decode a stream while it arrives: yields each level as soon as its bytes are in.
+
+    ``source``: a file-like object (``read``: a socket file, an HTTP body), an iterable of byte
+    chunks, bytes or a path.  A width-chunks stream yields levels 1, 2, ... (each identical to
+    ``decode(..., level=k)``); any other stream yields its one level once the whole file has
+    arrived.  Nothing is decoded twice and no level waits for the end of the stream.
+
+    Raises:
+        TruncatedError: the source ended before any level was complete (or, for another layout,
+            before the end of the file); the other errors of :func:`decode`.
+    """
+    from .bitstream import ChecksumError, TruncatedError
+    from .decoder import open_stream, stream_levels
+
+    buf = bytearray()
+    done = 0
+    for piece in _pieces(source):
+        if not piece:
+            continue
+        buf += piece
+        try:
+            ends = stream_levels(bytes(buf))
+        except ChecksumError:
+            break               # damaged: the levels before the damage were already yielded
+        while done < len(ends):
+            done += 1
+            stream = open_stream(bytes(buf[:ends[done - 1]]), backend=backend, device=device, limits=limits,
+                                 level=done, partial=True)
+            image = stream.render(0) if stream.header.media == 0 else None
+            yield ProgressiveLevel(done, stream.levels, ends[done - 1], len(buf), image, stream)
+            if done == stream.levels:
+                return
+    if done == 0:
+        open_stream(bytes(buf), backend=backend, device=device, limits=limits, partial=True)  # raises why
+        raise TruncatedError(f"the stream ended at byte {len(buf)} before its first level was complete")
+
+
+def truncate(source: PathLike | bytes, output: PathLike | None = None, *, level: int | None = None,
+             max_bytes: int | None = None, overwrite: bool = False) -> bytes:
+    """A valid shorter width-chunks file: the first ``level`` levels, or as many as fit ``max_bytes``.
+
+    Its decode equals ``decode(source, level=k)`` (the server's operation of a progressive stream:
+    the headers say ``k`` levels, the first ``k`` segments are copied unchanged).
+
+    Raises:
+        ConfigError: neither or both of ``level`` / ``max_bytes``, a level the file lacks, or a
+            size below the first level's; UnsupportedFeatureError: not a width-chunks stream.
+    """
+    from .widthchunks import truncated_file
+
+    if (level is None) == (max_bytes is None):
+        raise ConfigError("give level= or max_bytes=, exactly one")
+    data, inputs = _load_source(source)
+    if output is not None:
+        check_output_path(output, overwrite=overwrite, inputs=inputs)
+    out = truncated_file(data, level=level, max_bytes=max_bytes)
+    if output is not None:
+        from .media import atomic_write
+
+        atomic_write(output, lambda tmp: tmp.write_bytes(out), overwrite=overwrite, inputs=inputs)
+    return out
 
 
 def probe(source: PathLike | bytes, *, allow_truncated: bool = False) -> StreamInfo:

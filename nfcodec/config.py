@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["ModelConfig", "QuantConfig", "FitConfig", "PruneConfig", "SupermaskConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "KNOBS", "SIZE_KNOBS",
+__all__ = ["ModelConfig", "QuantConfig", "FitConfig", "PruneConfig", "SupermaskConfig", "GrowConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "KNOBS", "SIZE_KNOBS",
            "get_preset"]
 
 
@@ -146,6 +146,51 @@ class SupermaskConfig:
         _check("score_lr", self.score_lr, 1e-6, 10.0)
 
 
+GROWINGS = ("spectral", "spatial", "temporal")
+GROW_TRAININGS = ("progressive", "slimmable")
+
+
+@dataclass(frozen=True)
+class GrowConfig:
+    """Layout ``width-chunks`` (:mod:`nfcodec.grow`): a SIREN that grows in width, level by level.
+
+    ``widths`` are the hidden widths after each level (strictly increasing; () = :data:`DEFAULT_LEVELS`
+    equal steps up to the model's ``width``).  ``growing``: ``spectral`` (every level the whole
+    signal, more detail), ``spatial`` (level k: the first k/K of the columns) or ``temporal`` (video:
+    the first k/K of the frames).  ``grow_training``: ``progressive`` (the paper's Alg. 1: each level
+    fits its new units with the older ones frozen, as quantized) or ``slimmable`` (Alg. 2: all levels
+    together, the loss summed over the widths; spectral only).  ``level_steps``: Adam steps per level
+    (0: the fit's ``steps``).  ``level_bpp``: cumulative bits per pixel of each level's prefix (rate
+    control; one per level).
+    """
+
+    widths: tuple[int, ...] = ()
+    growing: str = "spectral"
+    grow_training: str = "progressive"
+    level_steps: int = 0
+    level_bpp: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "level_bpp", tuple(float(b) for b in self.level_bpp))
+        if self.widths and (len(self.widths) > 64 or any(not 1 <= w <= 4096 for w in self.widths)
+                            or any(a >= b for a, b in zip(self.widths, self.widths[1:]))):
+            raise ConfigError(f"widths={','.join(map(str, self.widths))}: 1 to 64 strictly increasing widths in "
+                              "[1, 4096]")
+        if self.growing not in GROWINGS:
+            raise ConfigError(f"growing={self.growing!r} must be one of {', '.join(GROWINGS)}")
+        if self.grow_training not in GROW_TRAININGS:
+            raise ConfigError(f"grow_training={self.grow_training!r} must be one of {', '.join(GROW_TRAININGS)}")
+        _check("level_steps", self.level_steps, 0, 10**7)
+        if any(not b > 0 for b in self.level_bpp) or any(a >= b for a, b in zip(self.level_bpp, self.level_bpp[1:])):
+            raise ConfigError(f"level_bpp={','.join(map(str, self.level_bpp))}: positive and strictly increasing "
+                              "(each level's cumulative size)")
+
+
+#: Levels of a width-chunks stream when no widths are given.
+DEFAULT_LEVELS = 4
+
+
 @dataclass(frozen=True)
 class CodecConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -153,6 +198,7 @@ class CodecConfig:
     fit: FitConfig = field(default_factory=FitConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     supermask: SupermaskConfig = field(default_factory=SupermaskConfig)
+    grow: GrowConfig = field(default_factory=GrowConfig)
     representation: str = "dense"
     layout: str = "single"
 
@@ -161,7 +207,7 @@ class CodecConfig:
 
         ``None`` values are ignored so CLI options that were not given can be passed through.
         """
-        parts: dict[str, dict[str, Any]] = {"model": {}, "quant": {}, "fit": {}, "prune": {}, "supermask": {}, "": {}}
+        parts: dict[str, dict[str, Any]] = {"model": {}, "quant": {}, "fit": {}, "prune": {}, "supermask": {}, "grow": {}, "": {}}
         for name, value in knobs.items():
             if value is None:
                 continue
@@ -175,6 +221,7 @@ class CodecConfig:
             fit=dataclasses.replace(self.fit, **parts["fit"]),
             prune=dataclasses.replace(self.prune, **parts["prune"]),
             supermask=dataclasses.replace(self.supermask, **parts["supermask"]),
+            grow=dataclasses.replace(self.grow, **parts["grow"]),
             **parts[""],
         )
 
@@ -188,6 +235,7 @@ KNOBS: dict[str, str] = {
     **{f.name: "fit" for f in dataclasses.fields(FitConfig)},
     **{f.name: "prune" for f in dataclasses.fields(PruneConfig)},
     **{f.name: "supermask" for f in dataclasses.fields(SupermaskConfig)},
+    **{f.name: "grow" for f in dataclasses.fields(GrowConfig)},
     "representation": "",
     "layout": "",
 }

@@ -6,6 +6,10 @@
           --format 2.x: arch.program--> exact program --backend (numpy | torch)--> frame k
           --format 1.x: torch module, float32 renderer (platform-dependent, kept for old files)
 
+A width-chunks stream (:mod:`nfcodec.widthchunks`) decodes any of its levels; opened with
+``partial=True`` a cut or damaged one decodes its last complete level (``DecodedStream.note``
+says which and why).
+
 An image is frame 0 of a one-frame stream.  Video frames are rendered one at a time, each from
 its own index only, so any subset decodes without the others and memory holds one frame.
 
@@ -21,7 +25,8 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from .archs import ARCHS, ArchSpec, param_count
-from .bitstream import Container, FormatError, StreamHeader, StreamInfo, read_container, unpack_arch
+from .bitstream import (ChecksumError, Container, FormatError, StreamHeader, StreamInfo, TruncatedError,
+                        read_container, unpack_arch)
 from .bitstream.probe import describe
 from .errors import ConfigError, LimitError, UnsupportedFeatureError
 from .exact import BACKENDS, get_ops
@@ -88,17 +93,31 @@ class DecodedStream:
     program: Any = None                 # format 2.x
     model: Any = None                   # format 1.x (torch module)
     ops: Any = field(default=None, repr=False)
+    level: int = 1                      # the level decoded (1-based) ...
+    levels: int = 1                     # ... of this many in the whole stream
+    n_frames: int = 0                   # frames the decoded level reconstructs (0: NHDR.frames)
+    out_width: int = 0                  # columns it reconstructs (0: NHDR.width)
+    note: str = ""                      # why a cut or damaged file decoded fewer levels
+    plan: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.n_frames = self.n_frames or self.header.frames
+        self.out_width = self.out_width or self.header.width
 
     @property
     def exact(self) -> bool:
         return self.program is not None
 
     def render(self, k: int) -> np.ndarray:
-        """Frame ``k`` as (H, W, 3) uint8 (0 for an image)."""
+        """Frame ``k`` as (H, W', 3) uint8 (0 for an image; ``W' = out_width``)."""
         if not self.exact:
             return self.arch.legacy_render(self.model, self.record, self.header, k)
         with self.ops.session():
-            return self.program.render(self.ops, k)
+            if self.out_width == self.header.width:
+                return self.program.render(self.ops, k)
+            h, w = self.header.height, self.header.width
+            idx = (np.arange(h, dtype=np.int64)[:, None] * w + np.arange(self.out_width, dtype=np.int64)).ravel()
+            return self.program.render_pixels(self.ops, k, idx).reshape(h, self.out_width, 3)
 
     def frames(self, ks: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
         """Render frames one at a time, sharing one backend session."""
@@ -194,43 +213,88 @@ def _legacy_model(arch: ArchSpec, record: Any, tensors: Sequence[Any]) -> Any:
     return model.eval()
 
 
+def _read(data: bytes, partial: bool) -> tuple[Container, Optional[Exception]]:
+    """The container; with ``partial`` a cut file, or one with a damaged critical chunk, reads up to
+    the cut or the damage (the error is returned so that a non-progressive stream can raise it)."""
+    try:
+        return read_container(data), None
+    except TruncatedError as e:
+        if not partial or len(data) < 10:
+            raise
+        return read_container(data, allow_truncated=True), e
+    except ChecksumError as e:
+        if not partial or e.offset < 10:
+            raise
+        return read_container(data[:e.offset], allow_truncated=True), e
+
+
 def open_stream(data: bytes, *, backend: str = "auto", device: Optional[str] = None,
-                limits: Optional[DecodeLimits] = None) -> DecodedStream:
-    """Parse a complete ``.nfc`` stream and prepare it for rendering (image or video).
+                limits: Optional[DecodeLimits] = None, level: Optional[int] = None,
+                partial: bool = False) -> DecodedStream:
+    """Parse a ``.nfc`` stream and prepare it for rendering (image or video).
 
     Args:
-        data: the whole file.
+        data: the file (a prefix of it with ``partial``).
         backend: ``auto``, ``numpy`` or ``torch`` (format 2.x files decode to the same pixels
             with either; format 1.x files need ``torch``).
         device: torch backend only: ``cpu``, ``cuda`` or ``cuda:N``.
         limits: the decoder's limits (default :data:`DEFAULT_LIMITS`).
+        level: a width-chunks stream's level to decode (1-based; default: its last complete one).
+        partial: accept a cut width-chunks stream, or one whose damaged chunk comes after its first
+            level, and decode the last complete level before the cut (``note`` says so).  Any
+            other stream cut or damaged is refused as without it.
 
     Raises:
         BitstreamError: malformed, truncated or corrupted data.
         UnsupportedFeatureError: a wire id or critical chunk this decoder does not support.
         LimitError: the file asks for more than ``limits`` allow.
-        ConfigError: an unknown backend or device.
+        ConfigError: an unknown backend or device, or a level the file does not hold.
     """
     limits = limits or DEFAULT_LIMITS
-    container = read_container(data)
+    container, damage = _read(data, partial)
+    if damage is not None and not {b"NHDR", b"ARCH"} <= {c.ctype for c in container.chunks}:
+        raise damage
     header = StreamHeader.unpack(_one(container, b"NHDR"))
     record = unpack_arch(header.arch, _one(container, b"ARCH"))
     arch = ARCHS.by_id(header.arch)
     rep = REPRESENTATIONS.by_id(header.representation)
     layout = LAYOUTS.by_id(header.layout)
+    if damage is not None and not layout.progressive:
+        raise damage
     arch.check(record, header)
     _check_consumed(container, rep, layout)
-    layout.check(container.chunks)
+    try:
+        plan = layout.plan(container, header, record, arch, rep)
+    except TruncatedError:
+        if damage is None:
+            raise
+        raise type(damage)(f"{_damage_text(damage, len(data))}, before the first level is complete") from None
+    if not plan.levels:
+        why = _damage_text(damage, len(data))
+        raise type(damage)(f"{why}, before level 1 of {plan.total} is complete") if damage else \
+            FormatError("stream has no level")
+    chosen = plan.pick(level)
     shapes = arch.param_shapes(record)
     _check_limits(arch, record, header, shapes, len(data), limits, legacy=container.version[0] < 2)
     name = choose_backend(backend, container.version, device)
     ops = get_ops(name, device) if container.version[0] >= 2 else None   # a bad device fails before any work
-    tensors = rep.materialize(shapes, container.chunks, arch.init_laws(record))
+    rec, tensors = layout.network(plan, chosen, record, arch, rep)
     info = describe(container, len(data))
+    n_frames, width = layout.extent(plan, chosen, header)
+    note = ""
+    if damage is not None and level is None:
+        note = f"decoded level {chosen.index} of {plan.total}: {_damage_text(damage, len(data))}"
+    common = dict(level=chosen.index, levels=plan.total, n_frames=n_frames, out_width=width, note=note, plan=plan)
     if ops is None:
-        return DecodedStream(header, record, arch, info, "torch", model=_legacy_model(arch, record, tensors))
-    return DecodedStream(header, record, arch, info, name, program=build_program(arch, record, header, tensors),
-                         ops=ops)
+        return DecodedStream(header, rec, arch, info, "torch", model=_legacy_model(arch, rec, tensors), **common)
+    return DecodedStream(header, rec, arch, info, name, program=build_program(arch, rec, header, tensors),
+                         ops=ops, **common)
+
+
+def _damage_text(damage: Optional[Exception], nbytes: int) -> str:
+    if isinstance(damage, ChecksumError):
+        return f"the chunk at byte {damage.offset} is damaged (CRC mismatch)"
+    return f"the file ends at byte {nbytes}"
 
 
 def decode_bytes(data: bytes, **kwargs: Any) -> DecodedImage:
@@ -250,6 +314,31 @@ def iter_frames(stream: DecodedStream, frames: Iterable[int]) -> Iterator[tuple[
     """Render the given frame indices one at a time: ``(k, (H, W, 3) uint8)``."""
     wanted = list(frames)
     for k in wanted:
-        if not 0 <= k < stream.header.frames:
-            raise IndexError(f"frame {k} outside [0, {stream.header.frames})")
+        if not 0 <= k < stream.n_frames:
+            raise IndexError(f"frame {k} outside [0, {stream.n_frames})")
     return stream.frames(wanted)
+
+
+def stream_levels(data: bytes) -> list[int]:
+    """The end offsets of the levels a prefix ``data`` of a stream can decode, read from the
+    container alone (no entropy decoding): a width-chunks stream's complete levels, another
+    stream's single level once the whole file is there.  Empty when nothing decodes yet.
+
+    Raises:
+        ChecksumError: a damaged critical chunk (the levels before it are what decodes).
+    """
+    try:
+        container = read_container(data, allow_truncated=True)
+        types = {c.ctype for c in container.chunks}
+        if not {b"NHDR", b"ARCH"} <= types:
+            return []
+        header = StreamHeader.unpack(_one(container, b"NHDR"))
+        record = unpack_arch(header.arch, _one(container, b"ARCH"))
+        layout = LAYOUTS.by_id(header.layout)
+        if container.truncated and not layout.progressive:
+            return []
+        plan = layout.plan(container, header, record, ARCHS.by_id(header.arch),
+                           REPRESENTATIONS.by_id(header.representation))
+    except TruncatedError:
+        return []
+    return [lv.end for lv in plan.levels]

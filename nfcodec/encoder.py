@@ -16,6 +16,7 @@ decoder's own path), so no more than one frame is ever held as float besides the
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -40,7 +41,7 @@ from .archs import ARCHS
 from .results import EncodeResult, FitResult
 from .variants import LAYOUTS, REPRESENTATIONS
 
-__all__ = ["encode_image", "encode_video", "Fitted", "fit_signal", "container_bytes", "quant_problem",
+__all__ = ["encode_image", "encode_video", "encode_single", "Fitted", "fit_signal", "container_bytes", "quant_problem",
            "finish", "meta_dict", "stream_header"]
 
 
@@ -99,7 +100,8 @@ def encode_image(image: np.ndarray, config: CodecConfig, *, preset: str | None =
         progress: called with (step, total, running PSNR) during fitting.
     """
     check_image(image)
-    return _encode(image[None], 0, Fraction(0), config, preset, metadata, progress)
+    return LAYOUTS.by_name(config.layout).encode(image[None], 0, Fraction(0), config, preset=preset,
+                                                 metadata=metadata, progress=progress)
 
 
 def encode_video(video: Video, config: CodecConfig, *, preset: str | None = None, metadata: bool = True,
@@ -115,7 +117,31 @@ def encode_video(video: Video, config: CodecConfig, *, preset: str | None = None
         An :class:`EncodeResult` whose ``reconstruction`` is (T, H, W, 3) uint8, ``psnr`` the PSNR
         of the mean MSE over all frames and ``frame_psnr`` the per-frame PSNRs.
     """
-    return _encode(video.frames, 1, video.fps, config, preset, metadata, progress)
+    return LAYOUTS.by_name(config.layout).encode(video.frames, 1, video.fps, config, preset=preset,
+                                                 metadata=metadata, progress=progress)
+
+
+def encode_single(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, *, preset: str | None = None,
+                  metadata: bool = True, progress: Callable[[int, int, float], None] | None = None,
+                  bpp: float | None = None, psnr: float | None = None, sizing: bool = False) -> EncodeResult:
+    """The single layout: one fit, one segment.  ``bpp`` / ``psnr``: rate control
+    (:mod:`nfcodec.ratecontrol`); ``sizing``: a video without size knobs gets a network sized for
+    the clip (:func:`nfcodec.ratecontrol.clip_sized`)."""
+    if bpp is not None or psnr is not None:
+        from .ratecontrol import encode_to_bpp, encode_to_psnr
+
+        run = encode_to_bpp if bpp is not None else encode_to_psnr
+        return run(frames, media, fps, config, float(bpp if bpp is not None else psnr), preset=preset,
+                   metadata=metadata, progress=progress)
+    rc = None
+    if sizing and media == 1:
+        from .ratecontrol import clip_sized
+
+        config, rc = clip_sized(frames, media, fps, config, preset)
+    result = _encode(frames, media, fps, config, preset, metadata, progress)
+    if rc is not None:
+        result = dataclasses.replace(result, rate_control={**rc, "bpp": round(result.bpp, 6)})
+    return result
 
 
 def _encode(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, preset: str | None,
@@ -144,7 +170,7 @@ def stream_header(frames: np.ndarray, media: int, fps: Fraction, config: CodecCo
                         fps_den=fps.denominator, channels=3, bit_depth=8, colorspace=0,
                         arch=ARCHS.by_name(config.model.arch).wire_id,
                         representation=REPRESENTATIONS.by_name(config.representation).wire_id,
-                        layout=layout.wire_id, n_segments=layout.n_segments)
+                        layout=layout.wire_id, n_segments=layout.segments(config))
 
 
 def fit_signal(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig,

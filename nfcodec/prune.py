@@ -56,7 +56,7 @@ def round_steps(fit_steps: int, prune_fraction: float, rounds: int) -> int:
 
 
 def magnitude_masks(params: Sequence[torch.Tensor], sparsity: float, scope: str = "global",
-                    masks: Sequence[Mask] | None = None) -> list[Mask]:
+                    masks: Sequence[Mask] | None = None, eligible: Sequence[Mask] | None = None) -> list[Mask]:
     """Keep masks (bool, shaped like each tensor; None for tensors that are not prunable).
 
     Args:
@@ -65,6 +65,8 @@ def magnitude_masks(params: Sequence[torch.Tensor], sparsity: float, scope: str 
         scope: ``global`` (one threshold over all prunable tensors) or ``layer`` (same share each).
         masks: the previous round's masks; weights they prune stay pruned (and count towards
             ``sparsity``).
+        eligible: per tensor, the weights pruning may touch (None: all); the others are always
+            kept and do not count (a width-chunks level prunes only the weights it adds).
 
     Returns:
         One entry per parameter: a bool tensor (True = kept) on the parameter's device, or None.
@@ -74,6 +76,7 @@ def magnitude_masks(params: Sequence[torch.Tensor], sparsity: float, scope: str 
     if scope not in ("global", "layer"):
         raise ValueError(f"prune scope {scope!r} must be 'global' or 'layer'")
     prev = list(masks) if masks is not None else [None] * len(params)
+    elig = list(eligible) if eligible is not None else [None] * len(params)
     which = [i for i, p in enumerate(params) if is_prunable(p)]
     out: list[Mask] = [None] * len(params)
     if not which:
@@ -83,7 +86,12 @@ def magnitude_masks(params: Sequence[torch.Tensor], sparsity: float, scope: str 
         s = params[i].detach().abs().flatten().to(torch.float64)
         if prev[i] is not None:   # already pruned: always the first to go (and never back)
             s = torch.where(prev[i].flatten(), s, torch.full_like(s, -1.0))
+        if elig[i] is not None:   # not ours to prune: never goes
+            s = torch.where(elig[i].flatten().to(s.device), s, torch.full_like(s, math.inf))
         return s
+
+    def count(i: int) -> int:
+        return params[i].numel() if elig[i] is None else int(elig[i].sum())
 
     def drop(s: torch.Tensor, k: int) -> torch.Tensor:
         keep = torch.ones(s.numel(), dtype=torch.bool, device=s.device)
@@ -93,10 +101,10 @@ def magnitude_masks(params: Sequence[torch.Tensor], sparsity: float, scope: str 
 
     if scope == "layer":
         for i in which:
-            out[i] = drop(scores(i), int(round(sparsity * params[i].numel()))).view_as(params[i])
+            out[i] = drop(scores(i), int(round(sparsity * count(i)))).view_as(params[i])
         return out
     flat = torch.cat([scores(i).cpu() for i in which])
-    keep = drop(flat, int(round(sparsity * flat.numel())))
+    keep = drop(flat, int(round(sparsity * sum(count(i) for i in which))))
     start = 0
     for i in which:
         n = params[i].numel()
@@ -142,8 +150,9 @@ class PruneHooks(FitHooks):
     With ``sparsity == 0`` nothing is pruned, but the prunable tensors still get (all-True) masks.
     """
 
-    def __init__(self, cfg: PruneConfig) -> None:
+    def __init__(self, cfg: PruneConfig, eligible: Sequence[Mask] | None = None) -> None:
         self.cfg = cfg
+        self.eligible = eligible
         self._masks: list[Mask] = []
 
     def phases(self, params, fit_steps, lr, final_lr_ratio):
@@ -154,7 +163,7 @@ class PruneHooks(FitHooks):
         peak = FINETUNE_LR * lr
 
         def start(sparsity: float) -> None:
-            self._masks = magnitude_masks(params, sparsity, self.cfg.prune_scope, self._masks)
+            self._masks = magnitude_masks(params, sparsity, self.cfg.prune_scope, self._masks, self.eligible)
             apply_masks_(params, self._masks)
 
         return [Phase(n, peak, lambda i: finetune_lr(i, n, peak, final_lr_ratio), lambda s=s: start(s))

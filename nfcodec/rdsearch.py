@@ -102,7 +102,7 @@ class QuantProblem:
         return self.payload.size(i)
 
     def max_step(self, i: int) -> int:
-        """The finest step index that keeps tensor ``i``'s symbols below 2**19."""
+        """The finest step index that keeps tensor ``i``'s symbols below 2**15."""
         return self.payload.max_step(i)
 
     def tensor_bytes(self, i: int, step: int) -> int:

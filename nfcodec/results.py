@@ -47,6 +47,8 @@ class EncodeResult:
     seconds: float                # wall-clock of the whole encode (fit, coding, closed-loop decode)
     frame_psnr: tuple[float, ...] = ()   # video: PSNR of each frame (dB)
     rate_control: Optional[dict[str, Any]] = None   # --bpp / --psnr: target and chosen settings
+    # width-chunks: one row per level (level, width, cover, begin, end, bpp of the prefix, psnr)
+    levels: tuple[dict[str, Any], ...] = ()
 
     @property
     def nbytes(self) -> int:
@@ -98,6 +100,9 @@ class DecodeResult:
     indices: tuple[int, ...] = ()
     written: int = 0
     backend: str = "numpy"                # the decoder backend that rendered it (numpy | torch)
+    level: int = 1                        # width-chunks: the level decoded ...
+    levels: int = 1                       # ... of this many
+    note: str = ""                        # why a cut or damaged file decoded fewer levels
 
     def save(self, path: PathLike, *, overwrite: bool = False) -> None:
         """Write the image (or the in-memory frames, as a video / PNG pattern) atomically."""
@@ -105,7 +110,7 @@ class DecodeResult:
             from .video_io import write_video
 
             h = self.info.header
-            write_video(path, zip(self.indices, self.frames), width=h.width, height=h.height,
+            write_video(path, zip(self.indices, self.frames), width=self.frames.shape[2], height=h.height,
                         fps=Fraction(h.fps_num, h.fps_den), overwrite=overwrite)
             return
         from .media import save_image

@@ -5,8 +5,11 @@ format's id tables (``NHDR.representation``, ``NHDR.layout``; :mod:`nfcodec.bits
 
 * ``REPRESENTATIONS`` -- what is stored about the weights.  Each is one module of
   :mod:`nfcodec.reps` plus its registration: ``dense`` (0), ``pruned`` (1), ``supermask`` (2).
-* ``LAYOUTS`` -- how the stream is split into segments: ``single`` (0, one segment).
-  ``width-chunks`` (1) is reserved by the format and not implemented.
+* ``LAYOUTS`` -- how the stream is split into segments: ``single`` (0, one segment) and
+  ``width-chunks`` (1, :mod:`nfcodec.widthchunks`: a network that grows in width, one segment
+  per level, every prefix of the file decodes its last complete level).  A layout turns the
+  container into a :class:`Plan` of decodable :class:`Level` s and gives the integer tensors of
+  any of them; on the encoder side its ``encode`` produces the file.
 
 A representation has two sides (see :class:`Representation`):
 
@@ -26,6 +29,7 @@ No shared encoder code branches on a representation's name: adding one is a modu
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, Protocol, Sequence
 
 import numpy as np
@@ -35,7 +39,7 @@ from .bitstream import Chunk, CodedTensor, FormatError, SegmentHeader, encode_te
 from .exact.layers import QTensor
 from .registry import variant_registry
 
-__all__ = ["Representation", "Layout", "Payload", "QuantPayload", "REPRESENTATIONS", "LAYOUTS", "SingleLayout",
+__all__ = ["Representation", "Layout", "Level", "Plan", "Payload", "QuantPayload", "REPRESENTATIONS", "LAYOUTS", "SingleLayout",
            "Shapes", "only_chunk", "step_checked"]
 
 Shapes = Sequence[tuple[int, ...]]
@@ -75,7 +79,7 @@ class Representation(Protocol):
     def describe(self, shapes: Shapes, chunks: Sequence[Chunk]) -> dict[str, Any]: ...
 
     # encoder side
-    def fit_hooks(self, config: Any, arch: Any, record: Any) -> Any: ...
+    def fit_hooks(self, config: Any, arch: Any, record: Any, eligible: Any = None) -> Any: ...
 
     def payload(self, model: Any, fit: Any, arch: Any, record: Any, config: Any) -> Payload: ...
 
@@ -86,13 +90,76 @@ class Representation(Protocol):
     def settings(self, config: Any) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class Level:
+    """One decodable level of a stream (a single-layout stream has one).
+
+    Attributes:
+        index: 1-based level number.
+        width: hidden units of the network at this level (0: the ARCH record's own).
+        cover: columns (spatial growing) or frames (temporal growing) it reconstructs; 0: all.
+        start: the first hidden unit this level adds.
+        chunks: the level's payload chunks (the representation's), in file order.
+        begin, end: file offsets of the level's first chunk and one past its last chunk.
+    """
+
+    index: int
+    width: int
+    cover: int
+    start: int
+    chunks: tuple[Chunk, ...]
+    begin: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a (possibly cut) stream can decode: its complete levels, in order.
+
+    Attributes:
+        levels: the complete levels (all of them for a whole file).
+        total: the levels of the whole stream.
+        growing: ``spectral``, ``spatial`` or ``temporal`` (``spectral`` for a single layout).
+        psnr: the encoder's PSNR of each level (from the ancillary pSNR chunk), when known.
+    """
+
+    levels: tuple[Level, ...]
+    total: int
+    growing: str = "spectral"
+    psnr: tuple[Optional[float], ...] = ()
+
+    def pick(self, level: Optional[int]) -> Level:
+        """Level ``level`` (1-based), or the last available one for ``None``."""
+        from .errors import ConfigError
+
+        if level is None:
+            return self.levels[-1]
+        if not 1 <= level <= self.total:
+            raise ConfigError(f"level {level} outside [1, {self.total}]: this stream has {self.total} "
+                              f"level{'s' if self.total != 1 else ''}")
+        if level > len(self.levels):
+            raise ConfigError(f"level {level} is not in this file: it holds levels 1 to {len(self.levels)} "
+                              f"of {self.total}")
+        return self.levels[level - 1]
+
+
 class Layout(Protocol):
     name: str
     wire_id: int
-    n_segments: ClassVar[int]
     consumes: ClassVar[frozenset[bytes]]
+    progressive: ClassVar[bool]            # a cut file decodes its complete levels
 
-    def check(self, chunks: Sequence[Chunk]) -> None: ...
+    # decoder side (no torch)
+    def plan(self, container: Any, header: Any, record: Any, arch: Any, rep: Any) -> Plan: ...
+
+    def network(self, plan: Plan, level: Level, record: Any, arch: Any, rep: Any) -> tuple[Any, list[QTensor]]: ...
+
+    def extent(self, plan: Plan, level: Level, header: Any) -> tuple[int, int]: ...
+
+    # encoder side
+    def segments(self, config: Any) -> int: ...
+
+    def encode(self, frames: np.ndarray, media: int, fps: Any, config: Any, **kwargs: Any) -> Any: ...
 
 
 REPRESENTATIONS = variant_registry("representation", headers.REPRESENTATIONS)
@@ -117,7 +184,7 @@ def _finest_step(values: np.ndarray) -> int:
     top = float(np.abs(values).max()) if values.size else 0.0
     if top == 0.0:
         return quant.N_STEPS - 1
-    return max(k for k in range(quant.N_STEPS) if top / quant.STEP_TABLE[k] < 2**19)
+    return max(k for k in range(quant.N_STEPS) if top / quant.STEP_TABLE[k] < 2**15)   # alphabets < 2**16
 
 
 class QuantPayload:
@@ -140,6 +207,7 @@ class QuantPayload:
                 raise ValueError(f"mask {i} has {np.asarray(m).size} entries, parameter {i} has {v.size}")
         self.kept = [v if m is None else v[np.asarray(m, dtype=bool)] for v, m in zip(self.full, self.masks)]
         self._finest = [_finest_step(v) for v in self.kept]
+        self.cap = quant.N_STEPS - 1        # finest step the layout allows (width-chunks: 159)
         self._rate: dict[tuple[int, int], int] = {}
 
     @property
@@ -150,8 +218,9 @@ class QuantPayload:
         return self.kept[i].size
 
     def max_step(self, i: int) -> int:
-        """The finest step index that keeps tensor ``i``'s symbols below 2**19."""
-        return self._finest[i]
+        """The finest step index that keeps tensor ``i``'s symbols below 2**15 (the coder's alphabets
+        stay under 2**16) and within ``cap``."""
+        return min(self._finest[i], self.cap)
 
     def coded(self, i: int, step: int) -> CodedTensor:
         return CodedTensor(i, step, quant.quantize(self.kept[i], step))
@@ -175,14 +244,35 @@ class QuantPayload:
 
 
 class SingleLayout:
-    """The whole signal in one segment (no SEGM chunk)."""
+    """The whole signal in one segment (no SEGM chunk): one level, the whole file."""
 
     name = "single"
-    n_segments: ClassVar[int] = 1
     consumes: ClassVar[frozenset[bytes]] = frozenset({b"SEGM"})
+    progressive: ClassVar[bool] = False
+
+    def plan(self, container: Any, header: Any, record: Any, arch: Any, rep: Any) -> Plan:
+        """At most one SEGM chunk, and it must say "whole segment 0" (format 1.0 allowed it)."""
+        chunks = container.chunks
+        self.check(chunks)
+        payload = tuple(c for c in chunks if c.critical and c.ctype in rep.consumes)
+        return Plan((Level(1, 0, 0, 0, payload, payload[0].offset if payload else 0, container.nbytes),), 1)
+
+    def network(self, plan: Plan, level: Level, record: Any, arch: Any, rep: Any) -> tuple[Any, list[QTensor]]:
+        return record, list(rep.materialize(arch.param_shapes(record), level.chunks, arch.init_laws(record)))
+
+    def extent(self, plan: Plan, level: Level, header: Any) -> tuple[int, int]:
+        """``(frames, width)`` of the decoded output: the whole signal."""
+        return header.frames, header.width
+
+    def segments(self, config: Any) -> int:
+        return 1
+
+    def encode(self, frames: np.ndarray, media: int, fps: Any, config: Any, **kwargs: Any) -> Any:
+        from .encoder import encode_single
+
+        return encode_single(frames, media, fps, config, **kwargs)
 
     def check(self, chunks: Sequence[Chunk]) -> None:
-        """At most one SEGM chunk, and it must say "whole segment 0" (format 1.0 allowed it)."""
         segs = [c for c in chunks if c.ctype == b"SEGM"]
         if len(segs) > 1:
             raise FormatError(f"layout single: {len(segs)} SEGM chunks, at most one is allowed")
@@ -196,4 +286,5 @@ class SingleLayout:
 LAYOUTS.register(SingleLayout())
 
 from .reps import dense, pruned, supermask  # noqa: E402,F401  (each module registers itself)
+from . import widthchunks  # noqa: E402,F401  (registers the width-chunks layout)
 

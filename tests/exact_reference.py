@@ -6,7 +6,10 @@ container, the records and the entropy-coded tensors and masks with ``nfcodec.bi
 with Python integers, int64 dot products and binary64 scalar/elementwise operations.  For a
 supermask stream (format 2.1, sections 4.3, 5d and 6.7) it parses SCAL, computes the laws from
 the ARCH record with exact fractions, picks the step by the exact rule and regenerates the
-weights with its own pure-Python Philox4x64-10 and its own NORMAL table.  It is slow (tiny files
+weights with its own pure-Python Philox4x64-10 and its own NORMAL table.  For a width-chunks
+stream (format 2.2, section 4b) it splits the segments, decodes every level's parts as streams of
+their own, assembles the tensors of the requested level with the common power-of-two step and
+the structural zeros, and crops the level's output.  It is slow (tiny files
 only) and exists to prove that the specification is complete: the tests require its bytes to
 equal both backends'.
 """
@@ -20,8 +23,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from nfcodec.bitstream import (NervArch, SeedRecord, SirenArch, StreamHeader, decode_masks, decode_tensors,
-                               read_container, unpack_arch)
+from nfcodec.bitstream import (GrowRecord, NervArch, SeedRecord, SegmentHeader, SirenArch, StreamHeader,
+                               decode_masks, decode_tensors, read_container, unpack_arch)
 from nfcodec.bitstream.masks import decode_nested_masks
 
 TURN = float.fromhex("0x1.45f306dc9c883p-3")
@@ -180,24 +183,149 @@ def _supermask(chunks, h: StreamHeader, r, shapes: list[tuple[int, ...]]) -> lis
     return out
 
 
+def _coded(tdat: bytes, mask: bytes | None, shapes: list[tuple[int, ...]]) -> list[tuple[np.ndarray, int]]:
+    """Dense (section 4, 5a) or pruned (4a, 5c) payload of tensors ``shapes``: (symbols, step index)."""
+    masks = {}
+    if mask is not None:
+        for m in decode_masks(mask):
+            assert 0 <= m.index < len(shapes) and m.flat.size == math.prod(shapes[m.index]), (m.index, m.flat.size)
+            masks[m.index] = np.asarray(m.flat, dtype=bool)
+    records = decode_tensors(tdat)
+    assert [t.index for t in records] == list(range(len(shapes))), [t.index for t in records]
+    out = []
+    for t, shape in zip(records, shapes):
+        assert t.step < N_STEPS, t.step
+        q = np.asarray(t.symbols, dtype=np.int64)
+        if t.index in masks:
+            assert q.size == int(masks[t.index].sum()), (t.index, q.size)
+            full = np.zeros(masks[t.index].size, np.int64)
+            full[masks[t.index]] = q
+            q = full
+        assert q.size == math.prod(shape), (t.index, q.size, shape)
+        out.append((q.reshape(shape), t.step))
+    return out
+
+
 def _tensors(data: bytes, h: StreamHeader, r, shapes: list[tuple[int, ...]]) -> list[tuple[np.ndarray, float]]:
     chunks = read_container(data).chunks
     representation = h.representation
     if representation == 2:
         return _supermask(chunks, h, r, shapes)
-    tdat = next(c for c in chunks if c.ctype == b"TDAT")
-    masks = {}
-    if representation == 1:
-        for m in decode_masks(next(c for c in chunks if c.ctype == b"MASK").data):
-            masks[m.index] = m.flat
+    tdat = next(c for c in chunks if c.ctype == b"TDAT").data
+    mask = next(c for c in chunks if c.ctype == b"MASK").data if representation == 1 else None
+    return [(q, step(i)) for q, i in _coded(tdat, mask, shapes)]
+
+
+# --------------------------------------------------------------------------- section 4b (format 2.2)
+
+def _segments(chunks, h: StreamHeader, g: GrowRecord) -> list[dict[bytes, bytes]]:
+    """The payload chunks of every segment, in order, with the section 4b chunk-order rules."""
+    reads = (b"TDAT",) if h.representation == 0 else (b"MASK", b"TDAT")
+    segs: list[dict[bytes, bytes]] = []
+    for c in chunks:
+        ancillary = bool(c.ctype[0] & 0x20)
+        if c.ctype == b"SEGM":
+            sh = SegmentHeader.unpack(c.data)
+            k = len(segs)
+            assert k < g.levels, "more segments than GROW levels"
+            a = g.widths[k - 1] if k else 0
+            assert (sh.index, sh.kind, sh.start, sh.stop) == (k, 1, a, g.widths[k]), (sh, k)
+            segs.append({})
+        elif ancillary or c.ctype == b"NEND":
+            continue
+        elif not segs:
+            assert c.ctype in (b"NHDR", b"ARCH", b"GROW"), f"critical {c.ctype!r} before the first SEGM"
+        else:
+            assert c.ctype in reads, f"{c.ctype!r} in a segment of representation {h.representation}"
+            assert c.ctype not in segs[-1], f"a second {c.ctype!r} in segment {len(segs) - 1}"
+            segs[-1][c.ctype] = c.data
+    assert len(segs) == g.levels == h.n_segments, (len(segs), g.levels, h.n_segments)
+    for k, seg in enumerate(segs):
+        assert set(seg) == set(reads), f"segment {k} holds {sorted(seg)}, needs {sorted(reads)}"
+    return segs
+
+
+def _part_shapes(r: SirenArch, a: int, b: int, first: bool) -> list[tuple[int, ...]]:
+    """Shapes of the parts of the level adding units [a, b) (section 4b table)."""
+    n = b - a
+    shapes: list[tuple[int, ...]] = [(n, r.in_features), (n,)]
+    for _ in range(2, r.depth + 1):
+        shapes += [(n, b), (n,)]
+    shapes.append((3, n))
+    if first:
+        shapes.append((3,))
+    return shapes
+
+
+def _part_places(r: SirenArch, a: int, b: int, first: bool) -> list[tuple[int, tuple]]:
+    """(tensor index, index expression in that tensor) of every part, parallel to _part_shapes."""
+    places: list[tuple[int, tuple]] = [(0, (slice(a, b), slice(None))), (1, (slice(a, b),))]
+    for l in range(2, r.depth + 1):
+        places += [(2 * l - 2, (slice(a, b), slice(0, b))), (2 * l - 1, (slice(a, b),))]
+    places.append((2 * r.depth, (slice(None), slice(a, b))))
+    if first:
+        places.append((2 * r.depth + 1, (slice(None),)))
+    return places
+
+
+def _level_tensors(h: StreamHeader, r: SirenArch, g: GrowRecord, segs: list[dict[bytes, bytes]],
+                   level: int) -> list[tuple[np.ndarray, float]]:
+    """The tensors of the width-w_k SIREN of level ``level`` (1-based): (symbols Q_t, 2^-E)."""
+    w = g.widths[level - 1]
+    dims = [r.in_features] + [w] * r.depth
+    shapes = [s for a, o in zip(dims[:-1], dims[1:]) for s in ((o, a), (o,))] + [(3, w), (3,)]
+    parts: list[list[tuple[tuple, np.ndarray, int]]] = [[] for _ in shapes]   # (place, q_p, i_p)
+    for j in range(1, level + 1):
+        a, b = (g.widths[j - 2] if j > 1 else 0), g.widths[j - 1]
+        pshapes = _part_shapes(r, a, b, j == 1)
+        coded = _coded(segs[j - 1][b"TDAT"], segs[j - 1].get(b"MASK"), pshapes)
+        for (t, place), (q, i) in zip(_part_places(r, a, b, j == 1), coded):
+            parts[t].append((place, q, i))
     out = []
-    for t, shape in zip(decode_tensors(tdat.data), shapes):
-        q = np.asarray(t.symbols, dtype=np.int64)
-        if t.index in masks:
-            full = np.zeros(masks[t.index].size, np.int64)
-            full[masks[t.index]] = q
-            q = full
-        out.append((q.reshape(shape), step(t.step)))
+    for t, shape in enumerate(shapes):
+        nonzero = [(place, q, i) for place, q, i in parts[t] if np.any(q)]
+        for _, _, i in nonzero:
+            if i >= 160:
+                raise ValueError(f"tensor {t}: a part with step index {i} >= 160")
+        e_max = max([i // 8 + 4 for _, _, i in nonzero], default=4)
+        full = np.zeros(shape, np.int64)                       # structural zeros stay 0
+        seen = np.zeros(shape, bool)
+        for place, q, i in parts[t]:
+            assert not seen[place].any(), f"tensor {t}: two parts hold one position"
+            seen[place] = True
+            m_p, e_p = 16 - i % 8, i // 8 + 4
+            # an all-zero part contributes zeros whatever its step (it is not in P)
+            full[place] = q * (m_p * 2 ** (e_max - e_p)) if np.any(q) else 0
+        assert step(8 * e_max) == math.ldexp(1.0, -e_max)
+        out.append((full, step(8 * e_max)))
+    return out
+
+
+def _widthchunks_frames(chunks, h: StreamHeader, r, frames: list[int] | None, level: int | None) -> np.ndarray:
+    assert h.arch == 0, "only SIREN grows (section 4b)"
+    assert h.representation in (0, 1), "the supermask representation is not allowed in width-chunks"
+    grows = [c for c in chunks if c.ctype == b"GROW"]
+    assert len(grows) == 1, len(grows)
+    g = GrowRecord.unpack(grows[0].data)
+    assert g.widths[-1] == r.width and g.levels == h.n_segments, (g, r.width, h.n_segments)
+    if g.growing == 1:
+        assert g.covers[-1] <= h.width, g.covers
+    if g.growing == 2:
+        assert h.media == 1 and g.covers[-1] <= h.frames, g.covers
+    names = [c.ctype for c in chunks]
+    assert names.index(b"GROW") < names.index(b"SEGM"), "GROW after a SEGM"
+    segs = _segments(chunks, h, g)
+    level = g.levels if level is None else level
+    assert 1 <= level <= g.levels, level
+    ts = _level_tensors(h, r, g, segs, level)
+    cover = g.covers[level - 1]
+    if frames is None:
+        frames = range(cover if g.growing == 2 else h.frames)
+    if g.growing == 2:
+        assert all(0 <= k < cover for k in frames), (list(frames), cover)
+    out = np.stack([_siren_frame(r, h, ts, k) for k in frames])
+    if g.growing == 1:
+        out = np.ascontiguousarray(out[:, :, :cover])
     return out
 
 
@@ -279,11 +407,20 @@ def _nerv_frame(r: NervArch, h: StreamHeader, ts: list, k: int) -> np.ndarray:
     return y[:, :h.height, :h.width].transpose(1, 2, 0)
 
 
-def reference_frames(data: bytes, frames: list[int] | None = None) -> np.ndarray:
-    """Decode frames (all by default) of a format 2.x stream: (n, H, W, 3) uint8."""
+def reference_frames(data: bytes, frames: list[int] | None = None, level: int | None = None) -> np.ndarray:
+    """Decode frames (all by default) of a format 2.x stream: (n, H, W, 3) uint8.
+
+    A width-chunks stream (NHDR.layout = 1) decodes ``level`` (1-based; default: the last, K) and
+    returns that level's extent (section 4b): every frame (spectral), columns ``[0, cover_k)``
+    of every frame, (n, H, cover_k, 3) (spatial), or frames ``[0, cover_k)`` by default
+    (temporal).  ``level`` is only for width-chunks streams.
+    """
     chunks = read_container(data).chunks
     h = StreamHeader.unpack(next(c for c in chunks if c.ctype == b"NHDR").data)
     r = unpack_arch(h.arch, next(c for c in chunks if c.ctype == b"ARCH").data)
+    if h.layout == 1:
+        return _widthchunks_frames(chunks, h, r, frames, level)
+    assert level is None, "level is for width-chunks streams only"
     if h.arch == 0:
         dims = [r.in_features] + [r.width] * r.depth
         shapes = [s for a, o in zip(dims[:-1], dims[1:]) for s in ((o, a), (o,))] + [(3, r.width), (3,)]

@@ -116,12 +116,12 @@ def test_absurd_dimensions_refused_before_allocating(tiny_encoded):
         nfcodec.probe(bad)
 
 
-def test_reserved_layout_is_unsupported(tiny_encoded):
+def test_single_stream_relabelled_width_chunks_is_refused(tiny_encoded):
     header = StreamHeader.unpack(read_container(tiny_encoded.data).chunks[0].data)
     import dataclasses
 
     bad = _rebuild(tiny_encoded.data, {b"NHDR": dataclasses.replace(header, layout=1).pack()})
-    with pytest.raises(UnsupportedFeatureError, match="layout wire id 1"):
+    with pytest.raises(FormatError, match="a width-chunks stream needs one GROW chunk, found 0"):
         nfcodec.decode(bad)
 
 

@@ -6,7 +6,7 @@ Format 2.0 pixels are a function of the file, so these hashes are not machine-de
 
 Add the files of a new architecture or representation (existing files are never rewritten):
     GENERATE_EXPECTED=1 pytest tests/test_golden_v2.py
-The supermask files (format 2.1) were added with issue 10.
+The supermask files (format 2.1) were added with issue 10, the width-chunks ones (2.2) with issue 11.
 """
 from __future__ import annotations
 
@@ -49,6 +49,12 @@ CASES = {
     "siren-image-supermask": ("image", FAST.replace(representation="supermask", width=48)),
     "siren-video-supermask": ("video", SIREN_VIDEO.replace(representation="supermask", width=32)),
     "nerv-supermask": ("video", NERV.replace(representation="supermask", c1=8, c2=16, mlp_hidden=32)),
+    # format 2.2: the width-chunks layout (issue 11)
+    "siren-image-widthchunks-dense": ("image", FAST.replace(layout="width-chunks", widths=(6, 12, 18))),
+    "siren-image-spatial-pruned": ("image", FAST.replace(layout="width-chunks", widths=(8, 16, 24), growing="spatial",
+                                                         representation="pruned", sparsity=0.4, prune_scope="layer")),
+    "siren-video-temporal-dense": ("video", SIREN_VIDEO.replace(layout="width-chunks", widths=(8, 16),
+                                                                growing="temporal")),
 }
 
 
@@ -88,6 +94,22 @@ def test_golden_v2_decodes_to_its_pixels(name, backend):
         stream = open_stream(data, backend=backend)
         frames = [f for _, f in stream.frames(range(stream.header.frames))]
     assert [_sha(np.ascontiguousarray(f).tobytes()) for f in frames] == want["frames_sha256"]
+
+
+@pytest.mark.parametrize("name", ["siren-image-widthchunks-dense", "siren-image-spatial-pruned",
+                                  "siren-video-temporal-dense"])
+def test_golden_v2_every_level_and_cut(name):
+    """Each level of a width-chunks golden file, whole and from its prefix, on both backends."""
+    data = (FOLDER / f"{name}.nfc").read_bytes()
+    plan = open_stream(data).plan
+    for lv in plan.levels:
+        want = reference_frames(data, level=lv.index)
+        for backend in ("numpy", "torch"):
+            for source in (data, data[:lv.end]):
+                s = open_stream(source, backend=backend, level=None if len(source) < len(data) else lv.index,
+                                partial=True)
+                got = np.stack([f for _, f in s.frames(range(s.n_frames))])
+                assert s.level == lv.index and np.array_equal(got, np.asarray(want))
 
 
 @pytest.mark.parametrize("name", ["siren-video-dense", "nerv-pruned"])

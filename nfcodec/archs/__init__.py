@@ -27,7 +27,7 @@ import numpy as np
 from ..bitstream import headers
 from ..registry import Registry, variant_registry
 
-__all__ = ["ARCHS", "ArchSpec", "Costs", "param_count", "ACTIVATION_WORK", "WIDE_ACTIVATION_WORK", "WIDE_LAYER"]
+__all__ = ["ARCHS", "ArchSpec", "Costs", "Growth", "param_count", "ACTIVATION_WORK", "WIDE_ACTIVATION_WORK", "WIDE_LAYER"]
 
 
 #: Work of one activation (the affine step, the table lookup and their passes over memory) in
@@ -81,9 +81,24 @@ class ArchSpec:
     legacy_render: Callable[[Any, Any, Any, int], np.ndarray]  # format 1.x float32 renderer
     init_laws: Callable[[Any], list[Any]]                  # record -> random law per parameter
     pixelwise: bool = False     # pixels render independently (a subset costs only its pixels)
+    growth: Any = None          # Growth: how the network grows in width (layout width-chunks), or None
 
     wire_id: int = -1           # from the format's table, set at registration
     kind: ClassVar[str] = "architecture"
+
+
+@dataclass(frozen=True)
+class Growth:
+    """How an architecture grows in width, level by level (layout ``width-chunks``, format.md 4b).
+
+    ``narrow(record, width)`` is the record of the sub-network of ``width`` hidden units;
+    ``slices(record, a, b)`` lists, for the network of ``record`` (width ``b`` or more), the parts
+    of the parameter tensors that units ``[a, b)`` add: ``(tensor index, per-dimension slices)``
+    in the order a level stores them.  What no level adds is a structural zero.
+    """
+
+    narrow: Callable[[Any, int], Any]
+    slices: Callable[[Any, int, int], list[tuple[int, tuple[slice, ...]]]]
 
 
 def param_count(shapes: Sequence[tuple[int, ...]]) -> int:

@@ -12,6 +12,7 @@ Coordinate ``i`` of ``n`` cells is ``floor(((2i + 1 - n) * 2^21 + n) / (2n))``, 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Optional, Sequence
@@ -23,7 +24,7 @@ from ..bitstream.headers import SirenArch
 from ..exact import tables as T
 from ..exact.layers import Layer, QTensor, activation_max, make_layer
 from ..exact.rng import Law
-from . import ARCHS, WIDE_LAYER, ArchSpec, Costs
+from . import ARCHS, WIDE_LAYER, ArchSpec, Costs, Growth
 
 __all__ = ["SirenProgram", "coordinates"]
 
@@ -164,8 +165,26 @@ def _laws(r: SirenArch) -> list[Law]:
     return laws
 
 
+def _narrow(r: SirenArch, width: int) -> SirenArch:
+    return dataclasses.replace(r, width=width)
+
+
+def _grow_slices(r: SirenArch, a: int, b: int) -> list[tuple[int, tuple[slice, ...]]]:
+    """What hidden units ``[a, b)`` add (format.md 4b): in every hidden layer their rows (from all
+    inputs of the layer at width ``b``: the first layer's coordinates, or units ``[0, b)``) and
+    their biases, then their columns of the RGB head; the head's bias comes with the first level.
+    Weights from units ``[a, b)`` into older units are never stored: structural zeros."""
+    out: list[tuple[int, tuple[slice, ...]]] = []
+    for l in range(r.depth):
+        out += [(2 * l, (slice(a, b), slice(None) if l == 0 else slice(0, b))), (2 * l + 1, (slice(a, b),))]
+    out.append((2 * r.depth, (slice(None), slice(a, b))))
+    if a == 0:
+        out.append((2 * r.depth + 1, (slice(None),)))
+    return out
+
+
 ARCHS.register(ArchSpec(
     name="siren", record_cls=SirenArch, make_record=_record, check=_check, param_shapes=_shapes,
     costs=_costs, program=_program, build=_build, sampler=_sampler, legacy_render=_legacy_render,
-    init_laws=_laws, pixelwise=True,
+    init_laws=_laws, pixelwise=True, growth=Growth(_narrow, _grow_slices),
 ))

@@ -31,6 +31,7 @@ class DenseRepresentation:
 
     name = "dense"
     consumes: ClassVar[frozenset[bytes]] = frozenset({b"TDAT"})
+    growable: ClassVar[bool] = True      # codes the parts of a width-chunks level (nfcodec.widthchunks)
 
     # ------------------------------------------------------------------ decoder
     def materialize(self, shapes: Shapes, chunks: Sequence[Chunk], laws: Sequence[Any] = ()) -> list[QTensor]:
@@ -46,7 +47,7 @@ class DenseRepresentation:
         return {"weights": weights, "stored_values": stored, "bits_per_weight": round(8 * tdat / max(weights, 1), 4)}
 
     # ------------------------------------------------------------------ encoder
-    def fit_hooks(self, config: Any, arch: Any, record: Any) -> Any:
+    def fit_hooks(self, config: Any, arch: Any, record: Any, eligible: Any = None) -> Any:
         from ..fit import FitHooks
 
         return FitHooks()

@@ -63,10 +63,11 @@ class PrunedRepresentation(DenseRepresentation):
         return out
 
     # ------------------------------------------------------------------ encoder
-    def fit_hooks(self, config: Any, arch: Any, record: Any) -> Any:
+    def fit_hooks(self, config: Any, arch: Any, record: Any, eligible: Any = None) -> Any:
+        """``eligible``: per tensor, the weights pruning may touch (a width-chunks level's own)."""
         from ..prune import PruneHooks
 
-        return PruneHooks(config.prune)
+        return PruneHooks(config.prune, eligible)
 
     def quant_payload(self, values: Sequence[np.ndarray], shapes: Shapes, steps: Sequence[int],
                       masks: Sequence[Optional[np.ndarray]]) -> QuantPayload:

@@ -252,6 +252,7 @@ class SupermaskRepresentation:
     name = "supermask"
     rate_oversize = 1.0     # no steps to squeeze: size the network for the budget, then fit the density
     consumes: ClassVar[frozenset[bytes]] = frozenset({b"SEED", b"MASK", b"SCAL"})
+    growable: ClassVar[bool] = False     # frozen weights are keyed by whole tensors: no width-chunks yet
 
     # ------------------------------------------------------------------ decoder
     def _parts(self, shapes: Shapes, chunks: Sequence[Chunk]) -> tuple[SeedRecord, Scales, list[list[CodedMask]]]:
@@ -295,7 +296,7 @@ class SupermaskRepresentation:
                 "bits_per_weight": round(8 * stored / max(weights, 1), 4), "weight_data": "none"}
 
     # ------------------------------------------------------------------ encoder
-    def fit_hooks(self, config: Any, arch: Any, record: Any) -> Any:
+    def fit_hooks(self, config: Any, arch: Any, record: Any, eligible: Any = None) -> Any:
         from ..models.supermask import SupermaskHooks
 
         return SupermaskHooks(config.supermask, arch.init_laws(record), config.fit.seed)
