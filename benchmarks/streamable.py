@@ -25,6 +25,7 @@ import argparse
 import io
 import json
 import math
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
+KNOBS: dict = {}          # --device cuda: passed to every encode
 
 import nfcodec  # noqa: E402
 from nfcodec.decoder import open_stream  # noqa: E402
@@ -75,7 +77,7 @@ def spectral(out: Path, names: list[str], preset: str, training: str, individual
             continue
         img = load_image(DATA / "kodak" / f"{name}.png")
         t = time.perf_counter()
-        r = nfcodec.encode(img, preset=preset, layout="width-chunks", grow_training=training, metadata=False)
+        r = nfcodec.encode(img, preset=preset, layout="width-chunks", grow_training=training, metadata=False, **KNOBS)
         secs = time.perf_counter() - t
         rows = []
         for lv in r.levels:
@@ -84,7 +86,7 @@ def spectral(out: Path, names: list[str], preset: str, training: str, individual
             row = {"level": lv["level"], "width": lv["width"], "bytes": lv["end"],
                    "bpp": 8 * lv["end"] / img.shape[0] / img.shape[1], "psnr": psnr(got, img)}
             if individual:
-                ind = nfcodec.encode(img, preset=preset, bpp=row["bpp"], metadata=False)
+                ind = nfcodec.encode(img, preset=preset, bpp=row["bpp"], metadata=False, **KNOBS)
                 row.update(single_bytes=ind.nbytes, single_psnr=ind.psnr, single_width=ind.config.model.width)
             jb, jp = jpeg_at(img, lv["end"])
             row.update(jpeg_bytes=jb, jpeg_psnr=jp)
@@ -100,7 +102,7 @@ def spatial(out: Path, name: str, preset: str) -> None:
         return
     img = load_image(DATA / "kodak" / f"{name}.png")
     t = time.perf_counter()
-    r = nfcodec.encode(img, preset=preset, layout="width-chunks", growing="spatial", metadata=False)
+    r = nfcodec.encode(img, preset=preset, layout="width-chunks", growing="spatial", metadata=False, **KNOBS)
     secs = time.perf_counter() - t
     rows = []
     for lv in r.levels:
@@ -119,7 +121,7 @@ def temporal(out: Path, frames: int, steps: int, width: int) -> None:
     clip = nfcodec.read_video(DATA / "video" / "carphone_pristine.mp4", frames=f"0:{frames}")
     t = time.perf_counter()
     r = nfcodec.encode(clip, arch="siren", layout="width-chunks", growing="temporal", width=width, depth=5,
-                       steps=steps, metadata=False)
+                       steps=steps, metadata=False, **KNOBS)
     secs = time.perf_counter() - t
     rows = []
     for lv in r.levels:
@@ -131,24 +133,57 @@ def temporal(out: Path, frames: int, steps: int, width: int) -> None:
                 "levels": rows})
 
 
-def unseen(out: Path, image: str, preset: str) -> None:
+def unseen(out: Path, image: str, preset: str, cuts: int = 120) -> None:
+    """The issue's check on an image no test has seen: prefixes at the listed ends, cuts between
+    them, ``cuts`` random cut offsets (level and PSNR never falling as the cut moves later),
+    ``decode_progressive`` fed 1 KiB at a time, and a dense file of the same size."""
     path = out / "unseen.jsonl"
     key = f"{image}/{preset}"
     if key in done_keys(path):
         return
     img = load_image(DATA / "images" / image)
-    r = nfcodec.encode(img, preset=preset, layout="width-chunks", metadata=False)
-    info = nfcodec.probe(r.data)
+    t = time.perf_counter()
+    r = nfcodec.encode(img, preset=preset, layout="width-chunks", metadata=False, **KNOBS)
+    secs = time.perf_counter() - t
     ends = [lv["end"] for lv in r.levels]
+    levels = {}
     rows = []
     for k, end in enumerate(ends):
         s = open_stream(r.data[:end], partial=True)
+        levels[s.level] = s.render(0)
         mid = open_stream(r.data[:(end + ends[k + 1]) // 2], partial=True).level if k + 1 < len(ends) else None
-        rows.append({"level": s.level, "end": end, "psnr": psnr(s.render(0), img), "cut_between_decodes": mid})
-    dense = nfcodec.encode(img, preset=preset, bpp=8 * r.nbytes / img.shape[0] / img.shape[1], metadata=False)
-    emit(path, {"key": key, "image": image, "shape": list(img.shape), "file_bytes": r.nbytes, "psnr": r.psnr,
-                "dense_bytes": dense.nbytes, "dense_psnr": dense.psnr, "levels": rows,
-                "probe_version": list(info.version)})
+        rows.append({"level": s.level, "end": end, "psnr": psnr(levels[s.level], img), "cut_between_decodes": mid})
+    rng = np.random.default_rng(0)
+    offsets = sorted(set(int(x) for x in rng.integers(0, len(r.data) + 1, cuts)))
+    last, monotone, refused, agree = (0, -1.0), True, 0, True
+    for cut in offsets:
+        try:
+            s = open_stream(r.data[:cut], partial=True)
+        except nfcodec.BitstreamError:
+            refused += 1
+            monotone &= cut < ends[0]
+            continue
+        want = sum(e <= cut for e in ends)
+        agree &= s.level == want and np.array_equal(s.render(0), levels[want])
+        p = psnr(levels[s.level], img)
+        monotone &= (s.level, p) >= last
+        last = (s.level, p)
+    pieces = [r.data[i:i + 1024] for i in range(0, len(r.data), 1024)]
+    prog = list(nfcodec.decode_progressive(iter(pieces)))
+    prog_ok = [p.level for p in prog] == list(range(1, len(ends) + 1)) and all(
+        np.array_equal(p.image, levels[p.level]) for p in prog)
+    dense = nfcodec.encode(img, preset=preset, bpp=8 * r.nbytes / img.shape[0] / img.shape[1], metadata=False,
+                           **KNOBS)
+    nfc_path = out / f"unseen-{Path(image).stem}.nfc"
+    nfc_path.write_bytes(r.data)
+    info = json.loads(subprocess.run([str(Path(sys.executable).parent / "nfc"), "info", "--json", str(nfc_path)],
+                                     capture_output=True, check=True).stdout)
+    emit(path, {"key": key, "image": image, "shape": list(img.shape), "seconds": secs, "file_bytes": r.nbytes,
+                "psnr": r.psnr, "dense_bytes": dense.nbytes, "dense_psnr": dense.psnr, "levels": rows,
+                "info_ends": [lv["end"] for lv in info["levels"]], "random_cuts": len(offsets),
+                "refused_before_level1": refused, "cuts_monotone": monotone, "cuts_agree": agree,
+                "progressive_1KiB_ok": prog_ok, "progressive_levels": [p.level for p in prog],
+                "progressive_received": [p.received for p in prog]})
 
 
 def summary(out: Path) -> None:
@@ -186,10 +221,13 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--video-steps", type=int, default=1000)
     ap.add_argument("--video-width", type=int, default=64)
-    ap.add_argument("--unseen", default="")
+    ap.add_argument("--unseen", default="coffee.png")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "streamable"))
     ap.add_argument("--summary", action="store_true")
+    ap.add_argument("--device", default="", help="e.g. cuda (default: the encoder's auto)")
     a = ap.parse_args()
+    if a.device:
+        KNOBS["device"] = a.device
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.summary:

@@ -204,9 +204,14 @@ def encode(input: str, output: str, preset: str, frames: str | None, resize: str
                                "mean_frame_psnr": r.mean_frame_psnr, "frames": h.frames,
                                "fps": f"{h.fps_num}/{h.fps_den}", "width": h.width, "height": h.height,
                                "seconds": r.seconds, "fit_seconds": r.fit.seconds, "device": r.fit.device,
-                               "rate_control": r.rate_control, "config": r.config.to_dict()}))
+                               "rate_control": r.rate_control, "config": r.config.to_dict(),
+                               **({"levels": list(r.levels)} if r.levels else {})}))
     elif not quiet:
         click.echo(f"{output}: {r.summary()}")
+        for lv in r.levels:
+            cover = f", covers {lv['cover']}" if lv["cover"] else ""
+            click.echo(f"  level {lv['level']}: width {lv['width']}, decodes from the first {lv['end']} bytes "
+                       f"({lv['bpp']:.4f} bpp), PSNR {lv['psnr']:.2f} dB{cover}")
         if r.rate_control:
             rc = r.rate_control
             chosen = ", ".join(f"{k}={v}" for k, v in rc.items() if k not in ("mode", "target", "bpp"))
@@ -290,13 +295,20 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
     from ..bitstream import read_container, tensor_report
     from ..media import read_input_bytes
 
+    from ..bitstream import TruncatedError
+
     data = read_input_bytes(input)
-    si = probe(data)
+    try:
+        si = probe(data)
+    except TruncatedError:
+        if not _progressive(data):
+            raise
+        si = probe(data, allow_truncated=True)     # a cut width-chunks file: its complete levels
     from ..archs import ARCHS
     from ..variants import REPRESENTATIONS
 
     tensors, masks = [], []
-    chunks = read_container(data).chunks
+    chunks = read_container(data, allow_truncated=si.truncated).chunks
     rep = REPRESENTATIONS.by_id(si.header.representation)
     payload = rep.describe(ARCHS.by_id(si.header.arch).param_shapes(si.arch), chunks)
     masks = payload.pop("masks", [])      # per-mask rows (pruned), listed with -v
@@ -311,7 +323,8 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
                                **({"levels": levels} if levels else {}),
                                **({"tensors": tensors, "masks": masks} if verbose else {})}, default=str))
         return
-    click.echo(f"{input}: nfc v{si.version[0]}.{si.version[1]}, {si.nbytes} bytes, {si.bpp:.4f} bpp")
+    click.echo(f"{input}: nfc v{si.version[0]}.{si.version[1]}, {si.nbytes} bytes, {si.bpp:.4f} bpp"
+               + (f" (cut: {len(levels)} of its {si.header.n_segments} levels complete)" if si.truncated else ""))
     click.echo(f"  {'decoding':<15}" + ("exact arithmetic (the same pixels everywhere)" if decoding == "exact" else
                                          "float32 renderer of format 1.x (pixels may differ across machines)"))
     for name, value in si.header.describe():
@@ -355,14 +368,24 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
                    f"{m['coder']:<9}  {m['bits_per_element']:.3f} bits/value")
 
 
+def _progressive(data: bytes) -> bool:
+    """Whether a (possibly cut) file's layout decodes from a prefix."""
+    from ..bitstream import read_container
+    from ..bitstream.headers import StreamHeader
+    from ..variants import LAYOUTS
+
+    heads = [c for c in read_container(data, allow_truncated=True).chunks if c.ctype == b"NHDR"]
+    return bool(heads) and LAYOUTS.by_id(StreamHeader.unpack(heads[0].data).layout).progressive
+
+
 def _levels(data: bytes) -> list[dict[str, Any]]:
-    """``nfc info``'s level table of a width-chunks file (empty for other layouts)."""
+    """``nfc info``'s level table of a width-chunks file, whole or cut (empty for other layouts)."""
     from ..archs import ARCHS
     from ..bitstream import read_container, unpack_arch
     from ..bitstream.headers import StreamHeader
     from ..variants import LAYOUTS, REPRESENTATIONS
 
-    container = read_container(data)
+    container = read_container(data, allow_truncated=True)
     header = StreamHeader.unpack(next(c.data for c in container.chunks if c.ctype == b"NHDR"))
     layout = LAYOUTS.by_id(header.layout)
     if not layout.progressive:

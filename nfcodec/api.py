@@ -272,17 +272,21 @@ class ProgressiveLevel:
 
 
 def _pieces(source: Any) -> Iterator[bytes]:
+    """Byte chunks from a socket (``recv``), a file-like object (``read1`` when it has one: it
+    returns what has arrived instead of waiting for a full buffer; else ``read``), a path, bytes,
+    or an iterable of byte chunks."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         yield bytes(source)
-    elif hasattr(source, "read"):
-        while True:
-            piece = source.read(1 << 16)
-            if not piece:
-                return
-            yield bytes(piece)
     elif isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as f:
             yield from _pieces(f)
+    elif hasattr(source, "recv") or hasattr(source, "read1") or hasattr(source, "read"):
+        read = getattr(source, "recv", None) or getattr(source, "read1", None) or source.read
+        while True:
+            piece = read(1 << 16)
+            if not piece:
+                return
+            yield bytes(piece)
     else:
         for piece in source:
             yield bytes(piece)
@@ -292,8 +296,8 @@ def decode_progressive(source: Any, *, backend: str = "auto", device: str | None
                        limits: DecodeLimits | None = None) -> Iterator[ProgressiveLevel]:
     """Decode a stream while it arrives: yields each level as soon as its bytes are in.
 
-    ``source``: a file-like object (``read``: a socket file, an HTTP body), an iterable of byte
-    chunks, bytes or a path.  A width-chunks stream yields levels 1, 2, ... (each identical to
+    ``source``: a socket (``recv``), a file-like object (``read1`` or ``read``: a socket file, an
+    HTTP response body), an iterable of byte chunks, bytes or a path.  A width-chunks stream yields levels 1, 2, ... (each identical to
     ``decode(..., level=k)``); any other stream yields its one level once the whole file has
     arrived.  Nothing is decoded twice and no level waits for the end of the stream.
 

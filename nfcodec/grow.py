@@ -151,19 +151,16 @@ class _Slim(torch.nn.Module):
         return torch.stack([h[..., :k] @ w[:, :k].T + b for k in self.widths])
 
 
-class _RegionImageSampler:
+def _image_sampler(frames: np.ndarray, cols: int, batch: int) -> Any:
     """Eq. 2 for an image: pixels outside the first ``cols`` columns have target 0."""
+    from .render import image_coords, image_targets
+    from .samplers import PixelSampler
 
-    @staticmethod
-    def build(frames: np.ndarray, cols: int, batch: int) -> Any:
-        from .render import image_coords, image_targets
-        from .samplers import PixelSampler
-
-        h, w = frames.shape[1:3]
-        target = image_targets(frames[0]).clone()
-        if cols < w:
-            target.view(h, w, 3)[:, cols:] = 0.0
-        return PixelSampler(image_coords(h, w), target, batch)
+    h, w = frames.shape[1:3]
+    target = image_targets(frames[0]).clone()
+    if cols < w:
+        target.view(h, w, 3)[:, cols:] = 0.0
+    return PixelSampler(image_coords(h, w), target, batch)
 
 
 def _video_sampler(frames: np.ndarray, n_frames: int, cols: int, batch: int) -> Any:
@@ -289,7 +286,7 @@ class _Encoder:
         fit = self.config.fit
         n_frames, cols = self.extent(k)
         if self.media == 0:
-            return _RegionImageSampler.build(self.frames, cols, fit.batch_pixels)
+            return _image_sampler(self.frames, cols, fit.batch_pixels)
         return _video_sampler(self.frames, n_frames, cols, fit.batch_pixels)
 
     def extent(self, k: int) -> tuple[int, int]:
@@ -298,8 +295,7 @@ class _Encoder:
         c = self.covers[k]
         return (c if growing == "temporal" else T), (c if growing == "spatial" else W)
 
-    def fitted_level(self, k: int, model: torch.nn.Module, result: FitResult, hooks: FitHooks,
-                     budget: Optional[int]) -> _Level:
+    def fitted_level(self, k: int, model: torch.nn.Module, result: FitResult, budget: Optional[int]) -> _Level:
         """Quantize level ``k``'s parts of ``model`` (steps by RD search) into its segment."""
         arch, rec = self.arch, self.arch.growth.narrow(self.record, self.widths[k])
         start = self.widths[k - 1] if k else 0
@@ -405,7 +401,7 @@ class _Encoder:
             result = fit_sampler(model, self._sampler(k, rec), fit_cfg, self.config.quant, hooks,
                                  progress=self._cb(remaining))
             self.done += self.level_steps
-            self.levels.append(self.fitted_level(k, model, result, hooks, None if budgets is None else budgets[k]))
+            self.levels.append(self.fitted_level(k, model, result, None if budgets is None else budgets[k]))
 
     def fit_slimmable(self, budgets: Optional[Sequence[int]]) -> None:
         if self.config.grow.growing != "spectral":
@@ -444,7 +440,7 @@ class _Encoder:
             sub = _narrowed(model, self.arch.growth.narrow(self.record, w), arch)
             res = dataclasses.replace(result, masks=_narrow_masks(result.masks, arch.param_shapes(self.record),
                                                                   arch.param_shapes(arch.growth.narrow(self.record, w))))
-            self.levels.append(self.fitted_level(k, sub, res, hooks, None if budgets is None else budgets[k]))
+            self.levels.append(self.fitted_level(k, sub, res, None if budgets is None else budgets[k]))
 
 
 def _narrowed(model: torch.nn.Module, rec: Any, arch: Any) -> torch.nn.Module:

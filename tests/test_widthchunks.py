@@ -366,3 +366,44 @@ def test_crc_damage_in_ancillary_psnr_is_ignored(spectral):
     s = open_stream(bytes(data))
     assert s.level == 3 and s.plan.psnr == ()
     assert zlib.crc32(bytes(data)) != zlib.crc32(spectral.data)
+
+
+def test_decode_progressive_from_a_socket(spectral):
+    """Levels come out while the sender still holds the rest of the file back."""
+    import socket
+    import threading
+
+    data, ends = spectral.data, [lv["end"] for lv in spectral.levels]
+    a, b = socket.socketpair()
+    go_on = threading.Event()
+
+    def sender() -> None:
+        a.sendall(data[:ends[0] + 5])
+        go_on.wait(30)
+        a.sendall(data[ends[0] + 5:])
+        a.close()
+
+    t = threading.Thread(target=sender)
+    t.start()
+    got = []
+    for p in nfcodec.decode_progressive(b):
+        got.append(p.level)
+        if p.level == 1:
+            assert not go_on.is_set()      # level 1 decoded before the rest was sent
+            go_on.set()
+    t.join()
+    b.close()
+    assert got == [1, 2, 3]
+
+
+def test_cli_info_of_a_cut_file(tmp_path, run, spectral):
+    ends = [lv["end"] for lv in spectral.levels]
+    cut = tmp_path / "cut.nfc"
+    cut.write_bytes(spectral.data[:ends[1] + 3])
+    r = run("info", str(cut))
+    assert r.exit_code == 0 and f"{ends[1] + 3} bytes" in r.stdout and "(cut: 2 of its 3 levels complete)" in r.stdout
+    assert [lv["end"] for lv in json.loads(run("info", "--json", str(cut)).stdout)["levels"]] == ends[:2]
+    plain = tmp_path / "plain.nfc"
+    plain.write_bytes(nfcodec.encode(load_image(TINY_PNG), config=FAST.replace(steps=20)).data[:200])
+    r = run("info", str(plain))
+    assert r.exit_code == 1 and "file ends inside" in r.stderr
