@@ -3,7 +3,7 @@
 
 Parts (each appends JSON lines to ``OUT/<part>.jsonl`` and is resumable):
 
-* ``spectral``: Kodak images, 4 levels (widths = 4 equal steps up to the preset's width), progressive
+* ``spectral``: Kodak images, 4 levels (the default widths: half the preset's width, then equal steps), progressive
   training (and, with ``--slimmable``, the slimmable training of the paper's Alg. 2).  For every
   level: the prefix's bytes (the ``levels[].end`` offset) and PSNR; beside it a single-width dense
   file rate-controlled to the same bytes (the paper's "individual", ``nfcodec.encode(bpp=...)``)
@@ -193,16 +193,24 @@ def summary(out: Path) -> None:
         for training in sorted({r["training"] for r in runs}):
             sel = [r for r in runs if r["training"] == training]
             print(f"\nspectral, {training}, {len(sel)} images ({', '.join(r['image'] for r in sel)}):\n")
-            print("| level | width | bpp | streamable PSNR | single-width PSNR (bytes) | delta | JPEG PSNR |")
+            print("| level | width | bpp of the prefix | streamable PSNR | single-width PSNR (bytes) | delta | "
+                  "JPEG PSNR at the same bytes |")
             print("|---|---|---|---|---|---|---|")
             for k in range(len(sel[0]["levels"])):
                 rows = [r["levels"][k] for r in sel]
                 m = lambda f: float(np.mean([x[f] for x in rows if f in x and not math.isnan(x[f])]))  # noqa: E731
                 single = f"{m('single_psnr'):.2f} ({m('single_bytes'):.0f})" if "single_psnr" in rows[0] else "-"
                 delta = f"{m('psnr') - m('single_psnr'):+.2f}" if "single_psnr" in rows[0] else "-"
+                jpeg = [x for x in rows if x.get("jpeg_bytes")]
+                jtext = "does not fit" if not jpeg else (
+                    f"{np.mean([x['jpeg_psnr'] for x in jpeg]):.2f}" + ("" if len(jpeg) == len(rows) else
+                                                                        f" ({len(jpeg)} of {len(rows)} images)"))
                 print(f"| {k + 1} | {rows[0]['width']} | {m('bpp'):.4f} | {m('psnr'):.2f} | {single} | {delta} | "
-                      f"{m('jpeg_psnr'):.2f} |")
+                      f"{jtext} |")
             print(f"\nencode seconds (mean): {np.mean([r['seconds'] for r in sel]):.0f}")
+            for r in sel:
+                print("  " + r["image"] + ": " + ", ".join(
+                    f"L{x['level']} {x['psnr']:.2f} vs {x.get('single_psnr', float('nan')):.2f}" for x in r["levels"]))
     for part in ("spatial", "temporal", "unseen"):
         p = out / f"{part}.jsonl"
         if p.exists():

@@ -138,8 +138,8 @@ _floats = _number_list(float, "0.1,0.2,0.4,0.8")
               help="single: one network; width-chunks: a SIREN grown level by level, every prefix of the "
                    "file decodes (see --widths, --growing).")
 @click.option("--widths", callback=_widths,
-              help="width-chunks: hidden width after each level, e.g. 24,48,72,96 (default: 4 equal steps "
-                   "up to --width).")
+              help="width-chunks: hidden width after each level, e.g. 24,48,72,96 (default: 4 levels, the "
+                   "first half of --width, then equal steps).")
 @click.option("--growing", type=click.Choice(["spectral", "spatial", "temporal"]),
               help="width-chunks: each level adds detail (spectral), columns (spatial) or frames (temporal).")
 @click.option("--grow-training", type=click.Choice(["progressive", "slimmable"]),

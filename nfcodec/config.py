@@ -155,7 +155,8 @@ class GrowConfig:
     """Layout ``width-chunks`` (:mod:`nfcodec.grow`): a SIREN that grows in width, level by level.
 
     ``widths`` are the hidden widths after each level (strictly increasing; () = :data:`DEFAULT_LEVELS`
-    equal steps up to the model's ``width``).  ``growing``: ``spectral`` (every level the whole
+    levels, the first half of the model's ``width``, then equal steps: ``nfcodec.grow.default_widths``).
+    ``growing``: ``spectral`` (every level the whole
     signal, more detail), ``spatial`` (level k: the first k/K of the columns) or ``temporal`` (video:
     the first k/K of the frames).  ``grow_training``: ``progressive`` (the paper's Alg. 1: each level
     fits its new units with the older ones frozen, as quantized) or ``slimmable`` (Alg. 2: all levels

@@ -407,3 +407,10 @@ def test_cli_info_of_a_cut_file(tmp_path, run, spectral):
     plain.write_bytes(nfcodec.encode(load_image(TINY_PNG), config=FAST.replace(steps=20)).data[:200])
     r = run("info", str(plain))
     assert r.exit_code == 1 and "file ends inside" in r.stderr
+
+
+def test_default_widths():
+    from nfcodec.grow import default_widths
+
+    assert default_widths(64) == (32, 43, 53, 64) and default_widths(48) == (24, 32, 40, 48)
+    assert default_widths(4) == (2, 3, 4) and default_widths(1) == (1,) and default_widths(64, 1) == (64,)
