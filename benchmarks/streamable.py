@@ -44,6 +44,11 @@ from nfcodec.media import load_image  # noqa: E402
 from nfcodec.metrics import psnr  # noqa: E402
 
 
+def _single(knobs: dict) -> dict:
+    """The knobs of a single-layout file (no width-chunks settings)."""
+    return {k: v for k, v in knobs.items() if k != "widths"}
+
+
 def jpeg_at(img: np.ndarray, max_bytes: int) -> tuple[int, float]:
     """JPEG (4:2:0, optimized) at the highest quality whose file fits ``max_bytes``."""
     best = None
@@ -86,7 +91,7 @@ def spectral(out: Path, names: list[str], preset: str, training: str, individual
             row = {"level": lv["level"], "width": lv["width"], "bytes": lv["end"],
                    "bpp": 8 * lv["end"] / img.shape[0] / img.shape[1], "psnr": psnr(got, img)}
             if individual:
-                ind = nfcodec.encode(img, preset=preset, bpp=row["bpp"], metadata=False, **KNOBS)
+                ind = nfcodec.encode(img, preset=preset, bpp=row["bpp"], metadata=False, **_single(KNOBS))
                 row.update(single_bytes=ind.nbytes, single_psnr=ind.psnr, single_width=ind.config.model.width)
             jb, jp = jpeg_at(img, lv["end"])
             row.update(jpeg_bytes=jb, jpeg_psnr=jp)
@@ -173,7 +178,7 @@ def unseen(out: Path, image: str, preset: str, cuts: int = 120) -> None:
     prog_ok = [p.level for p in prog] == list(range(1, len(ends) + 1)) and all(
         np.array_equal(p.image, levels[p.level]) for p in prog)
     dense = nfcodec.encode(img, preset=preset, bpp=8 * r.nbytes / img.shape[0] / img.shape[1], metadata=False,
-                           **KNOBS)
+                           **_single(KNOBS))
     nfc_path = out / f"unseen-{Path(image).stem}.nfc"
     nfc_path.write_bytes(r.data)
     info = json.loads(subprocess.run([str(Path(sys.executable).parent / "nfc"), "info", "--json", str(nfc_path)],
@@ -233,9 +238,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "streamable"))
     ap.add_argument("--summary", action="store_true")
     ap.add_argument("--device", default="", help="e.g. cuda (default: the encoder's auto)")
+    ap.add_argument("--widths", default="", help="width-chunks widths, e.g. 16,32,48,64 (default: the codec's)")
     a = ap.parse_args()
     if a.device:
         KNOBS["device"] = a.device
+    if a.widths:
+        KNOBS["widths"] = tuple(int(w) for w in a.widths.split(","))
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     if a.summary:
