@@ -195,9 +195,9 @@ def summary(out: Path) -> None:
     path = out / "spectral.jsonl"
     if path.exists():
         runs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-        for training in sorted({r["training"] for r in runs}):
-            sel = [r for r in runs if r["training"] == training]
-            print(f"\nspectral, {training}, {len(sel)} images ({', '.join(r['image'] for r in sel)}):\n")
+        for preset, training in sorted({(r["preset"], r["training"]) for r in runs}):
+            sel = [r for r in runs if r["training"] == training and r["preset"] == preset]
+            print(f"\nspectral, {preset} preset, {training}, {len(sel)} images ({', '.join(r['image'] for r in sel)}):\n")
             print("| level | width | bpp of the prefix | streamable PSNR | single-width PSNR (bytes) | delta | "
                   "JPEG PSNR at the same bytes |")
             print("|---|---|---|---|---|---|---|")

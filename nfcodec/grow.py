@@ -52,7 +52,7 @@ from .metrics import psnr as psnr_of
 from .rdsearch import Evaluator, QuantProblem, search_budget
 from .results import EncodeResult, FitResult
 from .variants import LAYOUTS, REPRESENTATIONS
-from .widthchunks import MAX_PART_STEP, assemble, pack_psnr
+from .widthchunks import MAX_PART_STEP, assemble, pack_psnr, sliced_shape
 
 __all__ = ["encode_grown", "default_widths", "GrowHooks", "level_params"]
 
@@ -74,18 +74,13 @@ def default_widths(width: int, levels: int = DEFAULT_LEVELS) -> tuple[int, ...]:
     return tuple(ws)
 
 
-def _slice_shape(shape: tuple[int, ...], sl: tuple[slice, ...]) -> tuple[int, ...]:
-    full = tuple(sl) + (slice(None),) * (len(shape) - len(sl))
-    return tuple(len(range(*s.indices(n))) for s, n in zip(full, shape))
-
-
 def level_params(arch: Any, record: Any, widths: Sequence[int]) -> list[list[tuple[int, ...]]]:
     """The shapes of the parts each level stores (levels 1..K of ``widths``)."""
     out, prev = [], 0
     for w in widths:
         rec = arch.growth.narrow(record, w)
         shapes = arch.param_shapes(rec)
-        out.append([_slice_shape(shapes[t], sl) for t, sl in arch.growth.slices(rec, prev, w)])
+        out.append([sliced_shape(shapes[t], sl) for t, sl in arch.growth.slices(rec, prev, w)])
         prev = w
     return out
 

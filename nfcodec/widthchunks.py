@@ -31,7 +31,7 @@ from .errors import UnsupportedFeatureError
 from .exact.layers import QTensor
 from .variants import LAYOUTS, Level, Plan
 
-__all__ = ["WidthChunksLayout", "assemble", "MAX_PART_STEP", "level_psnr", "pack_psnr", "truncated_file"]
+__all__ = ["WidthChunksLayout", "assemble", "MAX_PART_STEP", "level_psnr", "pack_psnr", "truncated_file", "sliced_shape"]
 
 #: A part with a nonzero symbol must use a step index below this (steps of at least 2^-20), so the
 #: common power-of-two step stays in the table (format.md 4b).
@@ -183,7 +183,7 @@ class WidthChunksLayout:
         parts: list[list[tuple[tuple[slice, ...], QTensor]]] = [[] for _ in shapes]
         for lv in plan.levels[:level.index]:
             slices = growth.slices(rec, lv.start, lv.width)
-            sub = [_sliced(shapes[t], sl) for t, sl in slices]
+            sub = [sliced_shape(shapes[t], sl) for t, sl in slices]
             tensors = rep.materialize(sub, lv.chunks, [])
             for (t, sl), qt in zip(slices, tensors):
                 parts[t].append((sl, qt))
@@ -208,7 +208,7 @@ class WidthChunksLayout:
         return encode_grown(frames, media, fps, config, **kwargs)
 
 
-def _sliced(shape: tuple[int, ...], sl: tuple[slice, ...]) -> tuple[int, ...]:
+def sliced_shape(shape: tuple[int, ...], sl: tuple[slice, ...]) -> tuple[int, ...]:
     """The shape of ``array[sl]`` for an array of ``shape`` (no allocation)."""
     full = tuple(sl) + (slice(None),) * (len(shape) - len(sl))
     return tuple(len(range(*s.indices(n))) for s, n in zip(full, shape))
