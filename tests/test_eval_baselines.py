@@ -29,7 +29,9 @@ def image():
 
 @pytest.fixture(scope="module")
 def clip():
-    return moving_clip(4, 24, 32)
+    # 32x32, not 32x24: libx264 (FFmpeg 8.1 build) gives different bytes for the same 32x24 clip
+    # depending on what it encoded before in the process (measured; 24x48, 32x32, 64x64 are stable)
+    return moving_clip(4, 32, 32)
 
 
 @pytest.mark.parametrize("name, low, low_psnr, high", CASES)
@@ -79,7 +81,7 @@ def test_errors(image, clip, monkeypatch):
     with pytest.raises(ConfigError, match=r"^unknown codec 'jpeg2000' \(classical codecs: jpeg, webp, avif, x264, "
                                           r"x265, av1\)$"):
         get_baseline("jpeg2000")
-    with pytest.raises(ConfigError, match=r"^x264 \(yuv420p\) needs an even frame width and height, got 31x24; "):
+    with pytest.raises(ConfigError, match=r"^x264 \(yuv420p\) needs an even frame width and height, got 31x32; "):
         get_baseline("x264").encode(clip[:, :, :31], 23)
     with pytest.raises(InputError, match=r"^an image codec needs an \(H, W, 3\) uint8 RGB array, "
                                          r"got \(4, 24, 32, 3\)$"):
