@@ -84,7 +84,7 @@ def test_errors(image, clip, monkeypatch):
     with pytest.raises(ConfigError, match=r"^x264 \(yuv420p\) needs an even frame width and height, got 31x32; "):
         get_baseline("x264").encode(clip[:, :, :31], 23)
     with pytest.raises(InputError, match=r"^an image codec needs an \(H, W, 3\) uint8 RGB array, "
-                                         r"got \(4, 24, 32, 3\)$"):
+                                         r"got \(4, 32, 32, 3\)$"):
         get_baseline("jpeg").encode(clip, 50)
     with pytest.raises(InputError, match=r"^a video codec needs a \(T, H, W, 3\) uint8 RGB clip"):
         get_baseline("x264").encode(image, 23)
