@@ -71,6 +71,7 @@ _TYPES = (
     ChunkType(b"PRIR", True, "PriorRef: SHA-256 of a shared meta-learned prior the weights are coded against"),
     ChunkType(b"XFRM", True, "invertible data transform applied before fitting (id + parameter)"),
     ChunkType(b"GROW", True, "GrowRecord: growing mode and each level's width and coverage (width-chunks layout)"),
+    ChunkType(b"TILE", True, "TileRecord: tile height and width (tiles layout)"),
     ChunkType(b"pSNR", True, "the encoder's PSNR of each level, u16 per level in 0.01 dB (width-chunks; skippable)"),
     ChunkType(b"meTA", True, "UTF-8 JSON: encoder name/version, settings, metrics (skippable)"),
     ChunkType(b"NEND", True, "empty; marks a complete stream"),

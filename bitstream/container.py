@@ -42,7 +42,7 @@ Chunk rules
 Versions
 --------
 A reader MUST reject a major version it does not know and MUST accept any minor version of
-a major it knows (this module reads majors 1 and 2; it writes 2.2): minor versions only add
+a major it knows (this module reads majors 1 and 2; it writes 2.3): minor versions only add
 ancillary chunks, new table entries (ids whose
 absence old readers report as a field-range error) or new critical chunks that old readers
 reject by the unknown-critical rule.
@@ -57,16 +57,28 @@ version     change
             frozen-weight generator (docs/format.md sections 4.3, 4a, 5d, 6.7)
 2.2         width-chunks layout (1): GROW chunk, one SEGM + payload per level, every
             prefix decodes its last complete level (docs/format.md section 4b)
+2.3         tiles layout (2): TILE chunk, one network per tile; PRIR: weights coded as
+            residuals from a shared prior; XFRM: invertible data transforms (section 4c)
 ==========  ======================================================================
+
+Other container families
+------------------------
+The same framing carries other files with their own signature: a :class:`ContainerFormat` names
+the signature, the versions, the first chunk type and the chunk-type table, and
+:func:`register_container_format` makes ``write_container`` / ``read_container`` accept its
+signature through their ``signature=`` keyword (prior files, :mod:`.priorfile`, register
+``b"\\x89NFP\\r\\n\\x1a\\n"`` with first chunk ``PHDR``).  Every rule above holds for each family,
+with its own first chunk and table in place of ``NHDR`` and :mod:`.chunktypes`.  A signature
+is 8 bytes and the preamble 10 bytes in every family.
 """
 from __future__ import annotations
 
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Union
+from typing import Iterable, Iterator, Mapping, Optional, Union
 
-from .chunktypes import CHUNK_TYPES, is_critical
+from .chunktypes import CHUNK_TYPES, ChunkType, is_critical
 from .errors import (
     BadSignatureError,
     ChecksumError,
@@ -83,6 +95,9 @@ __all__ = [
     "MAX_CHUNK_LENGTH",
     "Chunk",
     "Container",
+    "ContainerFormat",
+    "STREAM_FORMAT",
+    "register_container_format",
     "pack_chunk",
     "write_container",
     "read_container",
@@ -91,13 +106,14 @@ __all__ = [
 
 SIGNATURE = b"\x89NFC\r\n\x1a\n"
 #: The version this writer produces.
-FORMAT_VERSION = (2, 2)
+FORMAT_VERSION = (2, 3)
 #: Every released version and what it changed (a table, not branches in the reader).
 FORMAT_VERSIONS = {
     (1, 0): "initial format; pixels from a float32 renderer (platform-dependent)",
     (2, 0): "exact decoding arithmetic: the pixels are a function of the file (same container and payloads)",
     (2, 1): "supermask representation (2): SEED, nested-mask MASK and SCAL payloads; frozen random weights",
     (2, 2): "width-chunks layout (1): GROW chunk, one SEGM + payload per level; every prefix decodes",
+    (2, 3): "tiles layout (2): TILE chunk, one network per tile; PRIR: weights coded as residuals from a prior; XFRM transforms",
 }
 #: Major versions this module reads.
 READ_MAJORS = frozenset(v[0] for v in FORMAT_VERSIONS)
@@ -113,6 +129,81 @@ _FIRST, _LAST = b"NHDR", b"NEND"
 
 def _is_letters(ctype: bytes) -> bool:
     return len(ctype) == 4 and all(0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A for c in ctype)
+
+
+@dataclass(frozen=True)
+class ContainerFormat:
+    """One family of files sharing the container framing (streams, prior files ...).
+
+    Attributes:
+        name: What the files are called in messages (``"not an nfc file: ..."``).
+        signature: The 8 signature bytes.
+        versions: Every released ``(major, minor)`` and what it changed.
+        version: The version the writer produces by default.
+        first: The type of the mandatory first chunk (the header).
+        chunk_types: The chunk types this reader knows (unknown critical types are rejected;
+            ``once`` types may appear at most once).
+        label: What the version is of, in messages (``"format version 3.0 not supported"``).
+        last: The type of the mandatory (empty) last chunk.
+    """
+
+    name: str
+    signature: bytes
+    versions: Mapping[tuple[int, int], str]
+    version: tuple[int, int]
+    first: bytes
+    chunk_types: Mapping[bytes, ChunkType]
+    label: str = "format"
+    last: bytes = _LAST
+
+    def __post_init__(self) -> None:
+        if len(self.signature) != len(SIGNATURE):
+            raise ValueError(f"a container signature has {len(SIGNATURE)} bytes, got {self.signature!r}")
+        if not _is_letters(self.first) or not _is_letters(self.last):
+            raise ValueError(f"first/last chunk types must be 4 ASCII letters, got {self.first!r}, {self.last!r}")
+        if self.version not in self.versions:
+            raise ValueError(f"default version {self.version} is not in the version table")
+        for ctype in (self.first, self.last):
+            known = self.chunk_types.get(ctype)
+            if known is None or not known.once or not known.critical:
+                raise ValueError(f"chunk type {ctype!r} must be in the table as a critical 'once' type")
+
+    @property
+    def majors(self) -> frozenset[int]:
+        """Major versions this module reads."""
+        return frozenset(v[0] for v in self.versions)
+
+
+#: The ``.nfc`` stream family (the default of every function here).
+STREAM_FORMAT = ContainerFormat("nfc file", SIGNATURE, FORMAT_VERSIONS, FORMAT_VERSION, _FIRST, CHUNK_TYPES)
+_FORMATS: dict[bytes, ContainerFormat] = {SIGNATURE: STREAM_FORMAT}
+
+
+def register_container_format(fmt: ContainerFormat) -> ContainerFormat:
+    """Make ``fmt.signature`` accepted by the ``signature=`` keyword of the functions here.
+
+    Args:
+        fmt: The family; registering an equal one again is a no-op (module reloads).
+
+    Returns:
+        ``fmt``.
+
+    Raises:
+        ValueError: Another family has the same signature.
+    """
+    known = _FORMATS.get(fmt.signature)
+    if known is not None and known != fmt:
+        raise ValueError(f"container signature {fmt.signature!r} already registered for {known.name}")
+    _FORMATS[fmt.signature] = fmt
+    return fmt
+
+
+def _format(signature: bytes) -> ContainerFormat:
+    """The registered family of ``signature`` (API misuse: ValueError)."""
+    try:
+        return _FORMATS[signature]
+    except (KeyError, TypeError):
+        raise ValueError(f"no container format registered for signature {signature!r}") from None
 
 
 @dataclass(frozen=True)
@@ -191,16 +282,17 @@ def pack_chunk(chunk: Chunk) -> bytes:
     return _LEN_TYPE.pack(len(chunk.data), chunk.ctype) + chunk.data + _CRC.pack(crc)
 
 
-def _check_sequence(chunks: list[Chunk]) -> None:
+def _check_sequence(chunks: list[Chunk], fmt: ContainerFormat = STREAM_FORMAT) -> None:
     """Refuse to write a chunk sequence that :func:`read_container` would reject."""
-    if not chunks or chunks[0].ctype != _FIRST or chunks[-1].ctype != _LAST:
+    first, last = fmt.first.decode("ascii"), fmt.last.decode("ascii")
+    if not chunks or chunks[0].ctype != fmt.first or chunks[-1].ctype != fmt.last:
         names = [c.name for c in chunks]
-        raise ValueError(f"chunks must start with NHDR and end with NEND, got {names}")
+        raise ValueError(f"chunks must start with {first} and end with {last}, got {names}")
     if chunks[-1].data:
-        raise ValueError("NEND must be empty")
+        raise ValueError(f"{last} must be empty")
     seen: set[bytes] = set()
     for chunk in chunks:
-        known = CHUNK_TYPES.get(chunk.ctype)
+        known = fmt.chunk_types.get(chunk.ctype)
         if chunk.critical and known is None:
             raise ValueError(f"unknown critical chunk type {chunk.name}")
         if known is not None and known.once and chunk.ctype in seen:
@@ -208,12 +300,16 @@ def _check_sequence(chunks: list[Chunk]) -> None:
         seen.add(chunk.ctype)
 
 
-def write_container(chunks: Iterable[Chunk], *, version: tuple[int, int] = FORMAT_VERSION) -> bytes:
+def write_container(chunks: Iterable[Chunk], *, version: Optional[tuple[int, int]] = None,
+                    signature: bytes = SIGNATURE) -> bytes:
     """Build a container from chunks.
 
     Args:
-        chunks: The chunks in file order; the first MUST be ``NHDR``, the last ``NEND``.
-        version: ``(major, minor)`` to write; the major must be one this module reads.
+        chunks: The chunks in file order; the first MUST be ``NHDR`` (the family's first type),
+            the last ``NEND``.
+        version: ``(major, minor)`` to write; the major must be one this module reads (default:
+            the family's current version, :data:`FORMAT_VERSION` for streams).
+        signature: Selects the family (a registered :class:`ContainerFormat`; default: streams).
 
     Returns:
         The file's bytes.
@@ -222,12 +318,13 @@ def write_container(chunks: Iterable[Chunk], *, version: tuple[int, int] = FORMA
         ValueError: The sequence breaks a container rule (first/last chunk, duplicates,
             unknown critical type, oversize chunk) or the version is not writable.
     """
-    major, minor = version
-    if major not in READ_MAJORS or not 0 <= minor <= 255:
+    fmt = _format(signature)
+    major, minor = fmt.version if version is None else version
+    if major not in fmt.majors or not 0 <= minor <= 255:
         raise ValueError(f"cannot write version {major}.{minor}")
     chunk_list = list(chunks)
-    _check_sequence(chunk_list)
-    return b"".join([SIGNATURE, bytes((major, minor)), *map(pack_chunk, chunk_list)])
+    _check_sequence(chunk_list, fmt)
+    return b"".join([fmt.signature, bytes((major, minor)), *map(pack_chunk, chunk_list)])
 
 
 # --------------------------------------------------------------------------- reading
@@ -240,19 +337,21 @@ class _Cut:
     message: str
 
 
-def _read_preamble(data: bytes) -> tuple[int, int]:
+def _read_preamble(data: bytes, fmt: ContainerFormat = STREAM_FORMAT) -> tuple[int, int]:
     """Check signature and version; return ``(major, minor)``."""
-    head = data[:_PREAMBLE]
+    sig = fmt.signature
+    head = bytes(data[:_PREAMBLE])
     if len(head) < _PREAMBLE:
-        if SIGNATURE.startswith(head[: len(SIGNATURE)]):
+        if sig.startswith(head[: len(sig)]):
             raise TruncatedError(f"file ends inside the signature/version ({len(head)} of {_PREAMBLE} bytes)")
-        raise BadSignatureError(f"not an nfc file: signature {head[: len(SIGNATURE)]!r} != {SIGNATURE!r}")
-    if head[: len(SIGNATURE)] != SIGNATURE:
-        raise BadSignatureError(f"not an nfc file: signature {head[: len(SIGNATURE)]!r} != {SIGNATURE!r}")
+        raise BadSignatureError(f"not an {fmt.name}: signature {head[: len(sig)]!r} != {sig!r}")
+    if head[: len(sig)] != sig:
+        raise BadSignatureError(f"not an {fmt.name}: signature {head[: len(sig)]!r} != {sig!r}")
     major, minor = head[8], head[9]
-    if major not in READ_MAJORS:
-        known = ", ".join(str(m) for m in sorted(READ_MAJORS))
-        raise UnsupportedVersionError(f"format version {major}.{minor} not supported (this reader reads major versions {known})")
+    if major not in fmt.majors:
+        known = ", ".join(str(m) for m in sorted(fmt.majors))
+        raise UnsupportedVersionError(
+            f"{fmt.label} version {major}.{minor} not supported (this reader reads major versions {known})")
     return major, minor
 
 
@@ -308,12 +407,12 @@ def iter_chunks(data: bytes, pos: int = _PREAMBLE) -> Iterator[tuple[Chunk, bool
         pos += len(item[0].data) + _OVERHEAD
 
 
-def _check_chunk(chunk: Chunk, first: bool, seen: set[bytes]) -> None:
+def _check_chunk(chunk: Chunk, first: bool, seen: set[bytes], fmt: ContainerFormat = STREAM_FORMAT) -> None:
     """Apply the sequence rules to one CRC-valid chunk."""
     where = f"chunk {chunk.name} at offset {chunk.offset}"
-    if chunk.ctype == _FIRST and not first:
-        raise FormatError(f"{where}: NHDR may appear only once, as the first chunk")
-    known = CHUNK_TYPES.get(chunk.ctype)
+    if chunk.ctype == fmt.first and not first:
+        raise FormatError(f"{where}: {chunk.name} may appear only once, as the first chunk")
+    known = fmt.chunk_types.get(chunk.ctype)
     if known is None:
         if chunk.critical:
             raise UnknownCriticalChunkError(f"{where}: unknown critical chunk type")
@@ -321,17 +420,19 @@ def _check_chunk(chunk: Chunk, first: bool, seen: set[bytes]) -> None:
     if known.once and chunk.ctype in seen:
         raise FormatError(f"{where}: {chunk.name} may appear only once")
     seen.add(chunk.ctype)
-    if chunk.ctype == _LAST and chunk.data:
-        raise FormatError(f"{where}: NEND.length={len(chunk.data)}, must be 0")
+    if chunk.ctype == fmt.last and chunk.data:
+        raise FormatError(f"{where}: {chunk.name}.length={len(chunk.data)}, must be 0")
 
 
-def read_container(data: bytes, *, allow_truncated: bool = False) -> Container:
+def read_container(data: bytes, *, allow_truncated: bool = False, signature: bytes = SIGNATURE) -> Container:
     """Parse and check a container.
 
     Args:
         data: The whole file.
         allow_truncated: Return the whole, CRC-valid chunks before a cut (``truncated=True``)
             instead of raising :class:`TruncatedError`.
+        signature: Selects the family (a registered :class:`ContainerFormat`; default: streams,
+            whose first chunk is ``NHDR``; the rules below name the stream's types).
 
     Returns:
         The parsed :class:`Container`.
@@ -346,27 +447,29 @@ def read_container(data: bytes, *, allow_truncated: bool = False) -> Container:
         FormatError: Any other broken rule (bad type, oversize length, NHDR not first,
             duplicate, non-empty NEND, bytes after NEND).
     """
-    version = _read_preamble(data)
+    fmt = _format(signature)
+    version = _read_preamble(data, fmt)
     view = memoryview(data)
     chunks: list[Chunk] = []
     skipped: list[Chunk] = []
     seen: set[bytes] = set()
     pos, first = _PREAMBLE, True
-    while _LAST not in seen:
-        item = _read_chunk(view, pos) if pos < len(view) else _Cut(f"file ends at offset {pos} before NEND")
+    last = fmt.last.decode("ascii")
+    while fmt.last not in seen:
+        item = _read_chunk(view, pos) if pos < len(view) else _Cut(f"file ends at offset {pos} before {last}")
         if isinstance(item, _Cut):
             if not allow_truncated:
                 raise TruncatedError(item.message)
             return Container(version, tuple(chunks), True, tuple(skipped), pos)
         chunk, crc_ok = item
-        if first and chunk.ctype != _FIRST:  # even a skippable chunk cannot come first
-            raise FormatError(f"chunk {chunk.name} at offset {pos}: the first chunk must be NHDR")
+        if first and chunk.ctype != fmt.first:  # even a skippable chunk cannot come first
+            raise FormatError(f"chunk {chunk.name} at offset {pos}: the first chunk must be {fmt.first.decode('ascii')}")
         if crc_ok:
-            _check_chunk(chunk, first, seen)
+            _check_chunk(chunk, first, seen, fmt)
             chunks.append(chunk)
         else:
             skipped.append(chunk)
         pos, first = pos + len(chunk.data) + _OVERHEAD, False
     if pos != len(view):
-        raise FormatError(f"{len(view) - pos} bytes after NEND at offset {pos}")
+        raise FormatError(f"{len(view) - pos} bytes after {last} at offset {pos}")
     return Container(version, tuple(chunks), False, tuple(skipped), pos)

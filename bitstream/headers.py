@@ -39,6 +39,9 @@ __all__ = [
     "register_arch_record",
     "unpack_arch",
     "CHUNK_RECORDS",
+    "TileRecord",
+    "TILE_SIDES",
+    "MAX_TILES",
 ]
 
 #: Refuse absurd frame sizes before anyone allocates a frame buffer.
@@ -47,13 +50,13 @@ MAX_FRAME_PIXELS = 2**26
 MEDIA: Mapping[int, str] = MappingProxyType({0: "image", 1: "video"})
 ARCHS: Mapping[int, str] = MappingProxyType({0: "siren", 1: "nerv"})
 REPRESENTATIONS: Mapping[int, str] = MappingProxyType({0: "dense", 1: "pruned", 2: "supermask"})
-LAYOUTS: Mapping[int, str] = MappingProxyType({0: "single", 1: "width-chunks"})
+LAYOUTS: Mapping[int, str] = MappingProxyType({0: "single", 1: "width-chunks", 2: "tiles"})
 COLORSPACES: Mapping[int, str] = MappingProxyType({0: "RGB"})
 SEGMENT_KINDS: Mapping[int, str] = MappingProxyType({0: "whole", 1: "width", 2: "frames"})
 RNGS: Mapping[int, str] = MappingProxyType({0: "philox4x64-10"})
 NERV_ACTIVATIONS: Mapping[int, str] = MappingProxyType({0: "gelu"})
 NERV_CROPS: Mapping[int, str] = MappingProxyType({0: "top-left"})
-TRANSFORMS: Mapping[int, str] = MappingProxyType({0: "identity"})
+TRANSFORMS: Mapping[int, str] = MappingProxyType({0: "identity", 1: "permute", 2: "gamma"})
 GROWINGS: Mapping[int, str] = MappingProxyType({0: "spectral", 1: "spatial", 2: "temporal"})
 #: Most levels a width-chunks stream may have.
 MAX_LEVELS = 64
@@ -356,6 +359,26 @@ class TransformRecord(Record):
     param: int
 
 
+#: Tile sides of the tiles layout: at least 8 pixels, at most 4096.
+TILE_SIDES = (8, 4096)
+#: Most tiles a stream may have.
+MAX_TILES = 2**16
+
+
+@dataclass(frozen=True)
+class TileRecord(Record):
+    """``TILE``: the tiles layout's tile size (4 bytes); tiles cover the frame row-major."""
+
+    NAME = "TILE"
+    FIELDS = (
+        Field("tile_height", "H", TILE_SIDES[0], TILE_SIDES[1], "rows of a tile"),
+        Field("tile_width", "H", TILE_SIDES[0], TILE_SIDES[1], "columns of a tile"),
+    )
+
+    tile_height: int
+    tile_width: int
+
+
 @dataclass(frozen=True)
 class GrowRecord:
     """``GROW`` (width-chunks layout): how the stream grows, level by level (2 + 6 x levels bytes).
@@ -432,5 +455,6 @@ class GrowRecord:
 
 #: Record class of each fixed-width chunk (ARCH depends on NHDR.arch: see unpack_arch).
 CHUNK_RECORDS: Mapping[bytes, type[Record]] = MappingProxyType(
-    {b"NHDR": StreamHeader, b"SEGM": SegmentHeader, b"SEED": SeedRecord, b"PRIR": PriorRef, b"XFRM": TransformRecord}
+    {b"NHDR": StreamHeader, b"SEGM": SegmentHeader, b"SEED": SeedRecord, b"PRIR": PriorRef, b"XFRM": TransformRecord,
+     b"TILE": TileRecord}
 )

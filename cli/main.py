@@ -5,17 +5,12 @@ line on stderr and exit status 1 (usage errors: 2, from click); no traceback for
 """
 from __future__ import annotations
 
-import functools
 import json
-import os
-import sys
 from typing import Any, Callable
 
 import click
 
 from .. import __version__
-from ..bitstream import BitstreamError
-from ..errors import NFCodecError
 
 
 def _names(kind: str) -> list[str]:
@@ -30,68 +25,14 @@ def _names(kind: str) -> list[str]:
 
 __all__ = ["cli", "main"]
 
+from .common import _fail_cleanly, _progress_bar  # noqa: E402  (shared with the sub-command modules)
 
-def _fail_cleanly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn library errors (and I/O errors) into ``nfc: error: ...`` and exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (NFCodecError, BitstreamError) as e:
-            raise click.ClickException(str(e)) from None
-        except BrokenPipeError:              # e.g. `nfc info x.nfc | head`: stop quietly
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(1)
-        except OSError as e:
-            raise click.ClickException(f"{e.strerror or e}: {e.filename}" if e.filename else str(e)) from None
-        except KeyboardInterrupt:
-            raise click.ClickException("interrupted; no output written") from None
-        except MemoryError:
-            raise click.ClickException("out of memory (no output written); for a large file see the decoder "
-                                       "limits in docs/cli.md") from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
-            raise
-        except Exception as e:  # noqa: BLE001 - last line of defence: one line, never a traceback
-            if os.environ.get("NFC_DEBUG"):
-                raise
-            raise click.ClickException(f"internal error ({type(e).__name__}: {e}); no output written; "
-                                       "please report it (NFC_DEBUG=1 shows the traceback)") from None
-
-    return wrapper
-
-
-def _show(msg: str) -> None:
-    click.echo(f"nfc: error: {msg}", err=True)
-
-
-click.ClickException.show = lambda self, file=None: _show(self.format_message())  # type: ignore[method-assign]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nfc")
 def cli() -> None:
     """Neural-field codec: the compressed file is a small network fitted to your image or video."""
-
-
-def _progress_bar(quiet: bool):
-    """A tqdm bar (stderr, shown on terminals only) created at the first fitting step."""
-    if quiet:
-        return None, lambda: None
-    from tqdm import tqdm
-
-    bars: list[Any] = []
-
-    def update(step: int, total: int, psnr: float) -> None:
-        if not bars:
-            bars.append(tqdm(total=total, desc="fitting", unit="step", file=sys.stderr, leave=False,
-                             dynamic_ncols=True, mininterval=0.25, disable=None))
-        if total != bars[0].total:          # rate control: each new fit extends the bar
-            bars[0].total = total
-        bars[0].update(step - bars[0].n)
-        bars[0].set_postfix_str(f"PSNR {psnr:.2f} dB", refresh=False)
-
-    return update, lambda: bars and bars[0].close()
 
 
 def _number_list(kind: type, example: str) -> Callable[[Any, Any, str | None], tuple | None]:
@@ -137,6 +78,13 @@ _floats = _number_list(float, "0.1,0.2,0.4,0.8")
 @click.option("--layout", type=click.Choice(_names("layout")),
               help="single: one network; width-chunks: a SIREN grown level by level, every prefix of the "
                    "file decodes (see --widths, --growing).")
+@click.option("--prior", "prior", metavar="NAME|PATH",
+              help="Fit from a meta-learned prior (tiles layout): 'default', a packaged prior's name or a "
+                   ".nfp file; the weights are coded as residuals from it (see docs/priors.md).")
+@click.option("--no-prior", is_flag=True, help="Fit from scratch even where the preset uses a prior.")
+@click.option("--tile", type=click.IntRange(8, 4096), help="tiles layout without a prior: tile side in pixels.")
+@click.option("--adapt-steps", type=click.IntRange(0), help="With a prior: its Meta-SGD steps before Adam "
+                                                             "(default: the prior's own K).")
 @click.option("--widths", callback=_widths,
               help="width-chunks: hidden width after each level, e.g. 24,48,72,96 (default: 4 levels, the "
                    "first half of --width, then equal steps).")
@@ -182,7 +130,7 @@ _floats = _number_list(float, "0.1,0.2,0.4,0.8")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_fail_cleanly
 def encode(input: str, output: str, preset: str, frames: str | None, resize: str | None, no_meta: bool,
-           force: bool, as_json: bool, quiet: bool, **knobs: Any) -> None:
+           force: bool, as_json: bool, quiet: bool, no_prior: bool, **knobs: Any) -> None:
     """Fit a network to INPUT and write it to OUTPUT as .nfc.
 
     INPUT is an image (PNG, JPEG, PPM, ...), a video (mp4, mkv, webm, y4m, ...), or a folder or
@@ -192,6 +140,10 @@ def encode(input: str, output: str, preset: str, frames: str | None, resize: str
     """
     from .. import api
 
+    if no_prior:
+        if knobs.get("prior"):
+            raise click.UsageError("give --prior or --no-prior, not both")
+        knobs["prior"] = ""
     progress, close = _progress_bar(quiet or as_json)
     try:
         r = api.encode(input, output, preset=preset, overwrite=force, metadata=not no_meta,
@@ -234,11 +186,14 @@ def encode(input: str, output: str, preset: str, frames: str | None, resize: str
 @click.option("--level", type=click.IntRange(1), help="width-chunks files: decode this level (default: the last).")
 @click.option("--strict", is_flag=True,
               help="Refuse a cut or damaged width-chunks file instead of decoding its last complete level.")
+@click.option("--prior", "priors", multiple=True, type=click.Path(path_type=str),
+              help="A prior file or directory to search first (repeatable; then $NFC_PRIOR_PATH, then the "
+                   "packaged priors).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @_fail_cleanly
 def decode(input: str, output: str, frames: str | None, crf: int | None, backend: str, device: str | None,
-           no_limits: bool, level: int | None, strict: bool, force: bool, quiet: bool) -> None:
+           no_limits: bool, level: int | None, strict: bool, priors: tuple[str, ...], force: bool, quiet: bool) -> None:
     """Decode an .nfc file to an image or a video (frames are written as they are decoded).
 
     A width-chunks file cut anywhere after its first level decodes its last complete level and
@@ -249,7 +204,7 @@ def decode(input: str, output: str, frames: str | None, crf: int | None, backend
 
     limits = DecodeLimits.unlimited() if no_limits else None
     r = api.decode(input, output, overwrite=force, frames=frames, crf=crf, backend=backend, device=device,
-                   limits=limits, level=level, strict=strict)
+                   limits=limits, level=level, strict=strict, prior=priors)
     if r.note:
         click.echo(f"nfc: {r.note}", err=True)
     if not quiet:
@@ -403,3 +358,10 @@ def main() -> None:
 
 
 from . import eval_cmd  # noqa: E402,F401  (registers `nfc eval`; kept last: it needs `cli` and `_fail_cleanly`)
+
+
+from .prior_cmd import prior_group  # noqa: E402
+from .prior_train_cmd import train as _prior_train  # noqa: E402
+
+prior_group.add_command(_prior_train)
+cli.add_command(prior_group)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from fractions import Fraction
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -80,6 +80,10 @@ def encode(source: PathLike | np.ndarray | Video, output: PathLike | None = None
         check_output_path(output, overwrite=overwrite, inputs=inputs)
     video = isinstance(media, Video)
     cfg = _resolve_config(preset, config, video, knobs)
+    if cfg.tiles.prior and cfg.layout != "tiles":
+        if cfg.layout != "single":
+            raise ConfigError(f"layout {cfg.layout} cannot be coded from a prior (the tiles layout is)")
+        cfg = dataclasses.replace(cfg, layout="tiles")      # a prior is learned for tiles
     name = None if config is not None else preset
     if video:
         arr, media_id, rate = media.frames, 1, media.fps
@@ -152,7 +156,7 @@ def _resolve_config(preset: str, config: CodecConfig | None, video: bool, knobs:
 def decode(source: PathLike | bytes, output: PathLike | None = None, *, overwrite: bool = False,
            frames: str | slice | range | None = None, crf: int | None = None, backend: str = "auto",
            device: str | None = None, limits: DecodeLimits | None = None, level: int | None = None,
-           strict: bool = False) -> DecodeResult:
+           strict: bool = False, prior: PathLike | Sequence[PathLike] = ()) -> DecodeResult:
     """Decode a ``.nfc`` stream (path or bytes): an image, or a video (streamed to ``output``).
 
     Args:
@@ -171,6 +175,8 @@ def decode(source: PathLike | bytes, output: PathLike | None = None, *, overwrit
         level: width-chunks streams: the level to decode (1-based; default the last one).
         strict: refuse a cut or damaged width-chunks stream instead of decoding its last complete
             level (``result.note`` says when that happened).  Other layouts are always strict.
+        prior: a prior file or directory (or several) to search first for the prior a stream coded
+            against one needs; then ``$NFC_PRIOR_PATH`` and the packaged priors (:mod:`nfcodec.priors`).
 
     Returns:
         :class:`DecodeResult`: ``image`` for an image; for a video ``frames`` (in memory, when no
@@ -185,7 +191,8 @@ def decode(source: PathLike | bytes, output: PathLike | None = None, *, overwrit
     from .decoder import open_stream
 
     data, inputs = _load_source(source)
-    stream = open_stream(data, backend=backend, device=device, limits=limits, level=level, partial=not strict)
+    stream = open_stream(data, backend=backend, device=device, limits=limits, level=level, partial=not strict,
+                         priors=_paths(prior))
     if stream.header.media == 0:
         if frames is not None or crf is not None:
             raise ConfigError("frames= and crf= apply to videos only")
@@ -230,8 +237,14 @@ def _decode_video(stream: Any, inputs: tuple[PathLike, ...], output: PathLike | 
     return DecodeResult(None, info, indices=tuple(wanted), written=n, backend=stream.backend, **_level_fields(stream))
 
 
+def _paths(prior: Any) -> tuple[str, ...]:
+    if isinstance(prior, (str, os.PathLike)):
+        return (os.fspath(prior),)
+    return tuple(os.fspath(p) for p in prior)
+
+
 def decode_frames(source: PathLike | bytes, frames: str | slice | range | None = None, *, backend: str = "auto",
-                  device: str | None = None, limits: DecodeLimits | None = None
+                  device: str | None = None, limits: DecodeLimits | None = None, prior: Any = ()
                   ) -> Iterator[tuple[int, np.ndarray]]:
     """Decode video frames one at a time: yields ``(k, (H, W, 3) uint8)`` for each selected k.
 
@@ -246,7 +259,7 @@ def decode_frames(source: PathLike | bytes, frames: str | slice | range | None =
     from .decoder import iter_frames, open_stream
 
     data, _ = _load_source(source)
-    stream = open_stream(data, backend=backend, device=device, limits=limits)
+    stream = open_stream(data, backend=backend, device=device, limits=limits, priors=_paths(prior))
     wanted = resolve_frame_range(parse_frame_range(frames), stream.header.frames)
     return iter_frames(stream, wanted)
 

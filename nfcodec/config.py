@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["ModelConfig", "QuantConfig", "FitConfig", "PruneConfig", "SupermaskConfig", "GrowConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "KNOBS", "SIZE_KNOBS",
+__all__ = ["ModelConfig", "QuantConfig", "FitConfig", "PruneConfig", "SupermaskConfig", "GrowConfig", "TileConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "KNOBS", "SIZE_KNOBS",
            "get_preset"]
 
 
@@ -188,6 +188,26 @@ class GrowConfig:
                               "(each level's cumulative size)")
 
 
+@dataclass(frozen=True)
+class TileConfig:
+    """Layout ``tiles`` (:mod:`nfcodec.tile_encoder`): one small SIREN per tile, fitted together.
+
+    ``prior``: a prior file's path or a packaged prior's name (``default`` = the packaged prior of
+    the media kind); ``""`` fits from scratch.  With a prior, its architecture and tile size are
+    used (``tile`` and the model's width/depth are ignored).  ``tile``: the tile side without a
+    prior.  ``adapt_steps``: Meta-SGD steps with the prior's learned per-parameter step sizes
+    before the Adam fine-tune (-1: the prior's own K).
+    """
+
+    prior: str = ""
+    tile: int = 64
+    adapt_steps: int = -1
+
+    def __post_init__(self) -> None:
+        _check("tile", self.tile, 8, 4096)
+        _check("adapt_steps", self.adapt_steps, -1, 10**5)
+
+
 #: Levels of a width-chunks stream when no widths are given.
 DEFAULT_LEVELS = 4
 
@@ -200,6 +220,7 @@ class CodecConfig:
     prune: PruneConfig = field(default_factory=PruneConfig)
     supermask: SupermaskConfig = field(default_factory=SupermaskConfig)
     grow: GrowConfig = field(default_factory=GrowConfig)
+    tiles: TileConfig = field(default_factory=TileConfig)
     representation: str = "dense"
     layout: str = "single"
 
@@ -208,7 +229,7 @@ class CodecConfig:
 
         ``None`` values are ignored so CLI options that were not given can be passed through.
         """
-        parts: dict[str, dict[str, Any]] = {"model": {}, "quant": {}, "fit": {}, "prune": {}, "supermask": {}, "grow": {}, "": {}}
+        parts: dict[str, dict[str, Any]] = {"model": {}, "quant": {}, "fit": {}, "prune": {}, "supermask": {}, "grow": {}, "tiles": {}, "": {}}
         for name, value in knobs.items():
             if value is None:
                 continue
@@ -223,6 +244,7 @@ class CodecConfig:
             prune=dataclasses.replace(self.prune, **parts["prune"]),
             supermask=dataclasses.replace(self.supermask, **parts["supermask"]),
             grow=dataclasses.replace(self.grow, **parts["grow"]),
+            tiles=dataclasses.replace(self.tiles, **parts["tiles"]),
             **parts[""],
         )
 
@@ -237,6 +259,7 @@ KNOBS: dict[str, str] = {
     **{f.name: "prune" for f in dataclasses.fields(PruneConfig)},
     **{f.name: "supermask" for f in dataclasses.fields(SupermaskConfig)},
     **{f.name: "grow" for f in dataclasses.fields(GrowConfig)},
+    **{f.name: "tiles" for f in dataclasses.fields(TileConfig)},
     "representation": "",
     "layout": "",
 }

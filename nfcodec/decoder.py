@@ -27,6 +27,7 @@ import numpy as np
 from .archs import ARCHS, ArchSpec, param_count
 from .bitstream import (ChecksumError, Container, FormatError, StreamHeader, StreamInfo, TruncatedError,
                         read_container, unpack_arch)
+from .bitstream.headers import PriorRef
 from .bitstream.probe import describe
 from .errors import ConfigError, LimitError, UnsupportedFeatureError
 from .exact import BACKENDS, get_ops
@@ -39,6 +40,8 @@ __all__ = ["DecodeLimits", "DEFAULT_LIMITS", "DecodedImage", "DecodedStream", "d
 BACKEND_CHOICES = ("auto",) + BACKENDS
 
 _STRUCTURAL = frozenset({b"NHDR", b"ARCH", b"NEND"})
+#: Read when both the representation and the layout code weights against a prior.
+_PRIOR = frozenset({b"PRIR"})
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ def _one(container: Container, ctype: bytes) -> bytes:
 
 
 def _check_consumed(container: Container, rep: Any, layout: Any) -> None:
-    used = _STRUCTURAL | rep.consumes | layout.consumes
+    used = _STRUCTURAL | rep.consumes | layout.consumes | (_PRIOR if rep.priors and layout.priors else frozenset())
     for c in container.chunks:
         if c.critical and c.ctype not in used:
             raise UnsupportedFeatureError(
@@ -230,7 +233,7 @@ def _read(data: bytes, partial: bool) -> tuple[Container, Optional[Exception]]:
 
 def open_stream(data: bytes, *, backend: str = "auto", device: Optional[str] = None,
                 limits: Optional[DecodeLimits] = None, level: Optional[int] = None,
-                partial: bool = False) -> DecodedStream:
+                partial: bool = False, priors: Sequence[str] = ()) -> DecodedStream:
     """Parse a ``.nfc`` stream and prepare it for rendering (image or video).
 
     Args:
@@ -243,6 +246,8 @@ def open_stream(data: bytes, *, backend: str = "auto", device: Optional[str] = N
         partial: accept a cut width-chunks stream, or one whose damaged chunk comes after its first
             level, and decode the last complete level before the cut (``note`` says so).  Any
             other stream cut or damaged is refused as without it.
+        priors: prior files or directories to search first for the prior a ``PRIR`` chunk names
+            (then ``$NFC_PRIOR_PATH``, then the packaged priors; :func:`nfcodec.priors.find_prior`).
 
     Raises:
         BitstreamError: malformed, truncated or corrupted data.
@@ -279,6 +284,7 @@ def open_stream(data: bytes, *, backend: str = "auto", device: Optional[str] = N
     name = choose_backend(backend, container.version, device)
     ops = get_ops(name, device) if container.version[0] >= 2 else None   # a bad device fails before any work
     rec, tensors = layout.network(plan, chosen, record, arch, rep)
+    tensors = _with_prior(container, arch, rec, tensors, priors)
     info = describe(container, len(data))
     n_frames, width = layout.extent(plan, chosen, header)
     note = ""
@@ -287,8 +293,24 @@ def open_stream(data: bytes, *, backend: str = "auto", device: Optional[str] = N
     common = dict(level=chosen.index, levels=plan.total, n_frames=n_frames, out_width=width, note=note, plan=plan)
     if ops is None:
         return DecodedStream(header, rec, arch, info, "torch", model=_legacy_model(arch, rec, tensors), **common)
-    return DecodedStream(header, rec, arch, info, name, program=build_program(arch, rec, header, tensors),
+    return DecodedStream(header, rec, arch, info, name, program=layout.build(plan, arch, rec, header, tensors),
                          ops=ops, **common)
+
+
+def _with_prior(container: Container, arch: ArchSpec, record: Any, tensors: list, paths: Sequence[str]) -> list:
+    """``tensors`` plus the prior a ``PRIR`` chunk names (format.md section 4c), or as they are."""
+    found = [c for c in container.chunks if c.ctype == b"PRIR"]
+    if not found:
+        return tensors
+    from .priors import find_prior
+    from .residual import add_prior
+
+    ref = PriorRef.unpack(found[0].data)
+    prior = find_prior(ref.digest, paths)
+    if prior.arch != arch.name or prior.record.pack() != record.pack():
+        raise FormatError(f"prior {ref.digest.hex()} is for {prior.arch} {prior.record}, the stream's network is "
+                          f"{arch.name} {record}")
+    return add_prior(prior.tensors, tensors)
 
 
 def _damage_text(damage: Optional[Exception], nbytes: int) -> str:

@@ -5,9 +5,10 @@ format's id tables (``NHDR.representation``, ``NHDR.layout``; :mod:`nfcodec.bits
 
 * ``REPRESENTATIONS`` -- what is stored about the weights.  Each is one module of
   :mod:`nfcodec.reps` plus its registration: ``dense`` (0), ``pruned`` (1), ``supermask`` (2).
-* ``LAYOUTS`` -- how the stream is split into segments: ``single`` (0, one segment) and
+* ``LAYOUTS`` -- how the stream is split into segments: ``single`` (0, one segment),
   ``width-chunks`` (1, :mod:`nfcodec.widthchunks`: a network that grows in width, one segment
-  per level, every prefix of the file decodes its last complete level).  A layout turns the
+  per level, every prefix of the file decodes its last complete level) and ``tiles`` (2,
+  :mod:`nfcodec.tiling`: one small network per tile, all coded together).  A layout turns the
   container into a :class:`Plan` of decodable :class:`Level` s and gives the integer tensors of
   any of them; on the encoder side its ``encode`` produces the file.
 
@@ -127,6 +128,7 @@ class Plan:
     total: int
     growing: str = "spectral"
     psnr: tuple[Optional[float], ...] = ()
+    extra: Any = None          # layout-specific (the tiles layout's TileGrid)
 
     def pick(self, level: Optional[int]) -> Level:
         """Level ``level`` (1-based), or the last available one for ``None``."""
@@ -153,6 +155,8 @@ class Layout(Protocol):
     def plan(self, container: Any, header: Any, record: Any, arch: Any, rep: Any) -> Plan: ...
 
     def network(self, plan: Plan, level: Level, record: Any, arch: Any, rep: Any) -> tuple[Any, list[QTensor]]: ...
+
+    def build(self, plan: Plan, arch: Any, record: Any, header: Any, tensors: Sequence[QTensor]) -> Any: ...
 
     def extent(self, plan: Plan, level: Level, header: Any) -> tuple[int, int]: ...
 
@@ -249,6 +253,7 @@ class SingleLayout:
     name = "single"
     consumes: ClassVar[frozenset[bytes]] = frozenset({b"SEGM"})
     progressive: ClassVar[bool] = False
+    priors: ClassVar[bool] = True          # weights may be coded against a prior (PRIR)
 
     def plan(self, container: Any, header: Any, record: Any, arch: Any, rep: Any) -> Plan:
         """At most one SEGM chunk, and it must say "whole segment 0" (format 1.0 allowed it)."""
@@ -259,6 +264,10 @@ class SingleLayout:
 
     def network(self, plan: Plan, level: Level, record: Any, arch: Any, rep: Any) -> tuple[Any, list[QTensor]]:
         return record, list(rep.materialize(arch.param_shapes(record), level.chunks, arch.init_laws(record)))
+
+    def build(self, plan: Plan, arch: Any, record: Any, header: Any, tensors: Sequence[QTensor]) -> Any:
+        """The exact program of the network (the architecture's)."""
+        return arch.program(record, header, tensors)
 
     def extent(self, plan: Plan, level: Level, header: Any) -> tuple[int, int]:
         """``(frames, width)`` of the decoded output: the whole signal."""
@@ -287,4 +296,5 @@ LAYOUTS.register(SingleLayout())
 
 from .reps import dense, pruned, supermask  # noqa: E402,F401  (each module registers itself)
 from . import widthchunks  # noqa: E402,F401  (registers the width-chunks layout)
+from . import tiling  # noqa: E402,F401  (registers the tiles layout)
 

@@ -89,6 +89,7 @@ class WidthChunksLayout:
     name = "width-chunks"
     consumes: ClassVar[frozenset[bytes]] = frozenset({b"SEGM", b"GROW"})
     progressive: ClassVar[bool] = True
+    priors: ClassVar[bool] = False         # this version codes no level against a prior
 
     # ------------------------------------------------------------------ decoder
     def grow_record(self, chunks: Any, truncated: bool) -> GrowRecord:
@@ -188,6 +189,9 @@ class WidthChunksLayout:
             for (t, sl), qt in zip(slices, tensors):
                 parts[t].append((sl, qt))
         return rec, assemble(shapes, parts)
+
+    def build(self, plan: Plan, arch: Any, record: Any, header: Any, tensors: Sequence[QTensor]) -> Any:
+        return arch.program(record, header, tensors)
 
     def extent(self, plan: Plan, level: Level, header: Any) -> tuple[int, int]:
         """``(frames, width)`` the level reconstructs: the first ``cover`` frames (temporal) or

@@ -73,7 +73,7 @@ def _encode(arch: str, rep: str):
 @pytest.mark.parametrize("arch", ARCHS.names())
 def test_backends_and_reference_agree_on_fresh_encodes(arch, rep):
     r = _encode(arch, rep)
-    assert r.info.version == (2, 2) and r.info.header.arch == ARCHS.by_name(arch).wire_id
+    assert r.info.version == (2, 3) and r.info.header.arch == ARCHS.by_name(arch).wire_id
     assert r.info.header.representation == REPRESENTATIONS.by_name(rep).wire_id
     want = r.reconstruction if r.reconstruction.ndim == 4 else r.reconstruction[None]
     assert np.array_equal(reference_frames(r.data), want)

@@ -10,7 +10,7 @@ from nfcodec.variants import LAYOUTS, REPRESENTATIONS
 def test_wire_ids_are_pinned():
     assert ARCHS.wire_ids() == {"siren": 0, "nerv": 1}
     assert REPRESENTATIONS.wire_ids() == {"dense": 0, "pruned": 1, "supermask": 2}
-    assert LAYOUTS.wire_ids() == {"single": 0, "width-chunks": 1}
+    assert LAYOUTS.wire_ids() == {"single": 0, "width-chunks": 1, "tiles": 2}
 
 
 def test_registries_agree_with_the_header_name_tables():
@@ -22,8 +22,8 @@ def test_registries_agree_with_the_header_name_tables():
 def test_unknown_names_and_ids():
     with pytest.raises(ConfigError, match=r"unknown representation 'sparse' \(choose from dense, pruned, supermask\)"):
         REPRESENTATIONS.by_name("sparse")
-    with pytest.raises(UnsupportedFeatureError, match="layout wire id 2"):
-        LAYOUTS.by_id(2)
+    with pytest.raises(UnsupportedFeatureError, match="layout wire id 3"):
+        LAYOUTS.by_id(3)
 
 
 def test_duplicate_registration_refused():

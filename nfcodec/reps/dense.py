@@ -32,6 +32,7 @@ class DenseRepresentation:
     name = "dense"
     consumes: ClassVar[frozenset[bytes]] = frozenset({b"TDAT"})
     growable: ClassVar[bool] = True      # codes the parts of a width-chunks level (nfcodec.widthchunks)
+    priors: ClassVar[bool] = True        # may code residuals from a prior (PRIR, nfcodec.residual)
 
     # ------------------------------------------------------------------ decoder
     def materialize(self, shapes: Shapes, chunks: Sequence[Chunk], laws: Sequence[Any] = ()) -> list[QTensor]:

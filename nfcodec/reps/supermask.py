@@ -253,6 +253,7 @@ class SupermaskRepresentation:
     rate_oversize = 1.0     # no steps to squeeze: size the network for the budget, then fit the density
     consumes: ClassVar[frozenset[bytes]] = frozenset({b"SEED", b"MASK", b"SCAL"})
     growable: ClassVar[bool] = False     # frozen weights are keyed by whole tensors: no width-chunks yet
+    priors: ClassVar[bool] = False       # no stored weight values: nothing to code against a prior
 
     # ------------------------------------------------------------------ decoder
     def _parts(self, shapes: Shapes, chunks: Sequence[Chunk]) -> tuple[SeedRecord, Scales, list[list[CodedMask]]]:

@@ -81,7 +81,7 @@ def test_schema_matches_dataclass(cls):
         ("colorspace", 1, r"NHDR\.colorspace=1 not in"),
         ("arch", 7, r"NHDR\.arch=7 not in"),
         ("representation", 3, r"NHDR\.representation=3 not in"),
-        ("layout", 2, r"NHDR\.layout=2 not in"),
+        ("layout", 3, r"NHDR\.layout=3 not in"),
         ("n_segments", 0, r"NHDR\.n_segments=0 outside"),
     ],
 )
