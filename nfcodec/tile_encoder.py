@@ -180,7 +180,8 @@ def encode_tiles(frames: np.ndarray, media: int, fps: Fraction, config: Any, *, 
                        generator=torch.Generator().manual_seed(config.fit.seed))
     masks: list[Optional[torch.Tensor]] = []
     if prior is not None and prior.masks is not None:
-        masks = [None if m is None or bool(np.all(m)) else torch.from_numpy(np.asarray(m, bool)).float()
+        masks = [None if m is None or bool(np.all(m)) else
+                 torch.from_numpy(np.asarray(m, bool)).float().expand(grid.count, *np.shape(m)).contiguous()
                  for m in prior.masks]
     t_adapt = time.perf_counter()
     k = 0
@@ -207,14 +208,16 @@ def encode_tiles(frames: np.ndarray, media: int, fps: Fraction, config: Any, *, 
     if fit is not None and fit.masks:
         fit_masks = list(fit.masks)
     elif masks and any(m is not None for m in masks):
-        fit_masks = [None if m is None else m.expand(grid.count, *m.shape).numpy().reshape(-1).astype(bool)
-                     for m in masks]
+        fit_masks = [None if m is None else m.numpy().reshape(-1).astype(bool) for m in masks]
     if rep.name == "pruned" and not fit_masks:
         fit_masks = [np.ones(int(np.prod(s)), bool) if len(s) >= 3 else None for s in shapes]
     if rep.name == "dense" and any(m is not None for m in fit_masks):
         rep = REPRESENTATIONS.by_name("pruned")     # a sparse prior: its zeros are coded as a mask
         header = dataclasses.replace(header, representation=rep.wire_id)
-    start = tuple(quant.step_index_for(float(np.abs(v).max()) if v.size else 0.0, config.quant.bits) for v in values)
+    # the steps start where the weights themselves would (same precision as without a prior): the
+    # residuals are smaller than the weights, so their symbols are, and they code cheaper
+    start = tuple(quant.step_index_for(float(p.detach().abs().max()) if p.numel() else 0.0, config.quant.bits)
+                  for p in model.params)
     payload = rep.quant_payload([v.ravel() for v in values], shapes, start, fit_masks)
     if prior is not None:
         payload.cap = MAX_STEP - 1
