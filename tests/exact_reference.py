@@ -9,7 +9,12 @@ the ARCH record with exact fractions, picks the step by the exact rule and regen
 weights with its own pure-Python Philox4x64-10 and its own NORMAL table.  For a width-chunks
 stream (format 2.2, section 4b) it splits the segments, decodes every level's parts as streams of
 their own, assembles the tensors of the requested level with the common power-of-two step and
-the structural zeros, and crops the level's output.  It is slow (tiny files
+the structural zeros, and crops the level's output.  For a tiles stream (format 2.3, section 4c)
+it reads TILE, decodes the payload as tensors of shape (tiles, *shape) and renders each tile as a
+tile_height x tile_width image placed (and cropped) in the frame; for a PRIR stream it takes the
+prior file(s) from the caller, picks the one whose SHA-256 is the digest, parses it from the text
+of docs/priors.md (its own container walk, PHDR, ARCH, PTEN, pLRS, pMSK) and adds prior and
+residual exactly on the common power-of-two step.  It is slow (tiny files
 only) and exists to prove that the specification is complete: the tests require its bytes to
 equal both backends'.
 """
@@ -18,8 +23,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import os
 import statistics
+import struct
+import zlib
 from fractions import Fraction
+from types import SimpleNamespace
+from typing import Sequence, Union
 
 import numpy as np
 
@@ -329,6 +339,279 @@ def _widthchunks_frames(chunks, h: StreamHeader, r, frames: list[int] | None, le
     return out
 
 
+# --------------------------------------------------------------------------- section 4c (format 2.3)
+
+PRIOR_SIGNATURE = b"\x89NFP\r\n\x1a\n"
+PRIOR_STEP_LIMIT = 160        # steps of a prior's tensors; of a prior-coded tensor's nonzero symbols
+PRIOR_MAX_VALUES = 2**26
+PRIOR_MAX_SYMBOL = 2**20
+MAX_TILES = 2**16
+PriorSource = Union[bytes, str, os.PathLike]
+
+
+def _siren_shapes(r: SirenArch) -> list[tuple[int, ...]]:
+    """Section 5a order: W_1, b_1, ..., W_depth, b_depth, W_out, b_out."""
+    dims = [r.in_features] + [r.width] * r.depth
+    return [s for a, o in zip(dims[:-1], dims[1:]) for s in ((o, a), (o,))] + [(3, r.width), (3,)]
+
+
+def _nerv_shapes(r: NervArch) -> list[tuple[int, ...]]:
+    shapes = [(r.mlp_hidden, 2 * r.pe_l), (r.mlp_hidden,), (r.c1 * r.h0 * r.w0, r.mlp_hidden), (r.c1 * r.h0 * r.w0,)]
+    cin = r.c1
+    for f, c in r.blocks:
+        shapes += [(c * f * f, cin, r.kernel, r.kernel), (c * f * f,)]
+        cin = c
+    return shapes + [(3, cin, r.head_kernel, r.head_kernel), (3,)]
+
+
+def _prior_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """priors.md sections 1-2: (type, data) of the chunks of a prior file, after the container rules."""
+    if data[:8] != PRIOR_SIGNATURE[:len(data[:8])]:
+        raise ValueError(f"not an nfc prior file: signature {bytes(data[:8])!r}")
+    if len(data) < 10:
+        raise ValueError("prior file: truncated in its signature or version")
+    if data[8] != 1:
+        raise ValueError(f"prior file: major version {data[8]}, this reader reads 1")
+    known, once = {b"PHDR", b"ARCH", b"PTEN", b"NEND"}, {b"PHDR", b"ARCH", b"PTEN", b"NEND", b"pLRS", b"pMSK", b"meTA"}
+    pos, out, seen, first = 10, [], set(), True
+    while True:
+        if pos + 8 > len(data):
+            raise ValueError(f"prior file: truncated at byte {pos} (no NEND)")
+        (length,), ctype = struct.unpack_from("<I", data, pos), bytes(data[pos + 4:pos + 8])
+        if not all(65 <= b <= 90 or 97 <= b <= 122 for b in ctype) or length > 2**31 - 1:
+            raise ValueError(f"prior file: bad chunk at byte {pos}: type {ctype!r}, length {length}")
+        if pos + 12 + length > len(data):
+            raise ValueError(f"prior file: chunk {ctype!r} at byte {pos} is cut off")
+        body = bytes(data[pos + 8:pos + 8 + length])
+        (crc,) = struct.unpack_from("<I", data, pos + 8 + length)
+        critical = not ctype[0] & 0x20
+        if first and ctype != b"PHDR":
+            raise ValueError(f"prior file: first chunk {ctype!r}, must be PHDR")
+        first = False
+        pos += 12 + length
+        if zlib.crc32(ctype + body) != crc:
+            if critical:
+                raise ValueError(f"prior file: CRC mismatch in critical chunk {ctype!r}")
+            continue                                    # a damaged ancillary chunk is skipped
+        if critical and ctype not in known:
+            raise ValueError(f"prior file: unknown critical chunk {ctype!r}")
+        if ctype in once and ctype in seen:
+            raise ValueError(f"prior file: a second {ctype!r} chunk")
+        seen.add(ctype)
+        out.append((ctype, body))
+        if ctype == b"NEND":
+            if length or pos != len(data):
+                raise ValueError("prior file: NEND not empty, or bytes after it")
+            return out
+
+
+def _read_prior(data: bytes, h: StreamHeader, r, arch_payload: bytes,
+                shapes: list[tuple[int, ...]]) -> list[tuple[np.ndarray, int]]:
+    """docs/priors.md section 3 and format.md 4c rule 1: the prior's (symbols p, step index i_p) per tensor."""
+    chunks = {t: d for t, d in _prior_chunks(data) if t in (b"PHDR", b"ARCH", b"PTEN", b"pLRS", b"pMSK")}
+    if len(chunks[b"PHDR"]) != 11:
+        raise ValueError(f"PHDR: {len(chunks[b'PHDR'])} bytes, must be 11")
+    media, arch, frames, height, width, n_tensors, flags = struct.unpack("<BBHHHHB", chunks[b"PHDR"])
+    if media > 1 or arch > 1 or not (frames and height and width and n_tensors) or flags > 3:
+        raise ValueError(f"PHDR: a field out of range {(media, arch, frames, height, width, n_tensors, flags)}")
+    if media == 0 and frames != 1:
+        raise ValueError(f"PHDR.frames={frames} for an image, must be 1")
+    if width * height > 2**26:
+        raise ValueError(f"PHDR: {width}x{height} exceeds 2^26 pixels")
+    for need in (b"ARCH", b"PTEN"):
+        if need not in chunks:
+            raise ValueError(f"prior file has no {need.decode()} chunk")
+    # format.md 4c rule 1: the same architecture id and a byte-identical ARCH record
+    if arch != h.arch or chunks[b"ARCH"] != arch_payload:
+        raise ValueError(f"the prior's network (PHDR.arch={arch}, ARCH {chunks[b'ARCH'].hex()}) is not the "
+                         f"stream's (NHDR.arch={h.arch}, ARCH {arch_payload.hex()})")
+    # priors.md 3.1 cross-field rule: the record fits the media and size
+    if arch == 0 and (r.in_features != 2 + media or r.out_features != 3):
+        raise ValueError(f"prior ARCH: SIREN in {r.in_features} out {r.out_features} for media {media}")
+    if arch == 1:
+        p = math.prod(f for f, _ in r.blocks)
+        if media != 1 or r.h0 * p < height or r.w0 * p < width:
+            raise ValueError("prior ARCH: the NeRV does not fit PHDR's media and size")
+    if n_tensors != len(shapes):
+        raise ValueError(f"PHDR.n_tensors={n_tensors}, the ARCH record has {len(shapes)} tensors")
+    pten, pos, total, heads = chunks[b"PTEN"], 0, 0, []
+    for t in range(n_tensors):                         # counts against the bytes, before allocating
+        if pos + 5 > len(pten):
+            raise ValueError(f"PTEN: tensor {t} is cut off")
+        i_p, count = struct.unpack_from("<BI", pten, pos)
+        if i_p >= PRIOR_STEP_LIMIT:
+            raise ValueError(f"PTEN: tensor {t} has step {i_p}, must be < {PRIOR_STEP_LIMIT}")
+        if 4 * count > len(pten) - pos - 5:
+            raise ValueError(f"PTEN: tensor {t} counts {count} values, more than the bytes left")
+        total += count
+        if total > PRIOR_MAX_VALUES:
+            raise ValueError(f"PTEN: more than {PRIOR_MAX_VALUES} values")
+        heads.append((pos + 5, i_p, count))
+        pos += 5 + 4 * count
+    if pos != len(pten):
+        raise ValueError(f"PTEN: {len(pten) - pos} bytes after the last tensor")
+    out = []
+    for t, ((start, i_p, count), shape) in enumerate(zip(heads, shapes)):
+        if count != math.prod(shape):
+            raise ValueError(f"PTEN: tensor {t} has {count} values, its shape {shape} needs {math.prod(shape)}")
+        p = np.frombuffer(pten, "<i4", count, start).astype(np.int64)
+        if count and np.abs(p).max() >= PRIOR_MAX_SYMBOL:
+            raise ValueError(f"PTEN: tensor {t} has a symbol of magnitude >= 2^20")
+        out.append((p.reshape(shape), i_p))
+    # the ancillary chunks are for encoders, but a flag makes its chunk mandatory (and vice versa)
+    if bool(flags & 1) != (b"pLRS" in chunks) or bool(flags & 2) != (b"pMSK" in chunks):
+        raise ValueError(f"PHDR.flags={flags} does not match the chunks present")
+    if flags & 1:
+        lrs = chunks[b"pLRS"]
+        if len(lrs) != 4 * total or not np.isfinite(np.frombuffer(lrs, "<f4")).all():
+            raise ValueError("pLRS: wrong length or a value that is not finite")
+    if flags & 2:
+        msk, pos = chunks[b"pMSK"], 0
+        for t, (p, _) in enumerate(out):
+            nb = (p.size + 7) // 8
+            bits = np.unpackbits(np.frombuffer(msk[pos:pos + nb], np.uint8), bitorder="little")
+            if bits.size != 8 * nb or bits[p.size:].any():
+                raise ValueError(f"pMSK: tensor {t}: cut off, or padding bits set")
+            if np.any(p.reshape(-1)[bits[:p.size] == 0]):
+                raise ValueError(f"pMSK: tensor {t}: a masked-out value is not 0")
+            pos += nb
+        if pos != len(msk):
+            raise ValueError("pMSK: bytes after the last tensor's mask")
+    return out
+
+
+def _prior_candidates(prior) -> list[tuple[str, bytes]]:
+    """The caller's prior files, in order: bytes, paths, or directories (their ``*.nfp``, by name)."""
+    if prior is None:
+        return []
+    if isinstance(prior, (bytes, bytearray, memoryview, str, os.PathLike)):
+        prior = [prior]
+    out = []
+    for k, p in enumerate(prior):
+        if isinstance(p, (bytes, bytearray, memoryview)):
+            out.append((f"candidate {k}", bytes(p)))
+        elif os.path.isdir(p):
+            for name in sorted(os.listdir(p)):
+                if name.endswith(".nfp") and os.path.isfile(os.path.join(p, name)):
+                    with open(os.path.join(p, name), "rb") as f:
+                        out.append((os.path.join(p, name), f.read()))
+        else:
+            with open(p, "rb") as f:
+                out.append((os.fspath(p), f.read()))
+    return out
+
+
+def _find_prior(digest: bytes, prior) -> bytes:
+    """4c rule 1: the first candidate whose SHA-256 is the digest; none: the stream cannot be decoded."""
+    candidates = _prior_candidates(prior)
+    for _, data in candidates:
+        if hashlib.sha256(data).digest() == digest:
+            return data
+    tried = ", ".join(f"{name} (hash {hashlib.sha256(data).hexdigest()})" for name, data in candidates)
+    raise ValueError(f"this stream needs prior {digest.hex()}; not found in {tried or 'no prior file given'}")
+
+
+def _e(i: int) -> int:
+    """STEP_TABLE[i] = (16 - i % 8) * 2^-e(i)."""
+    return i // 8 + 4
+
+
+def _add_prior(prior: list[tuple[np.ndarray, int]],
+               residual: list[tuple[np.ndarray, int]]) -> list[tuple[np.ndarray, int]]:
+    """4c rule 2: prior + residual on the common step 2^-E, exactly; (symbols, step index 8E).
+
+    A residual of shape (tiles, *shape) gets the prior's tensor added to each tile's slice."""
+    assert len(prior) == len(residual), (len(prior), len(residual))
+    out = []
+    for t, ((p, i_p), (q_r, i_r)) in enumerate(zip(prior, residual)):
+        assert q_r.shape == p.shape or q_r.shape[1:] == p.shape, (t, q_r.shape, p.shape)
+        live = [(x, i) for x, i in ((p, i_p), (q_r, i_r)) if np.any(x)]
+        for _, i in live:
+            if i >= PRIOR_STEP_LIMIT:
+                raise ValueError(f"tensor {t}: nonzero symbols on step index {i} >= {PRIOR_STEP_LIMIT}")
+        big_e = max((_e(i) for _, i in live), default=4)
+        q = np.zeros(q_r.shape, np.int64)
+        for x, i in live:
+            q = q + x * ((16 - i % 8) * 2 ** (big_e - _e(i)))      # exact: |q| < 2^55
+        assert step(8 * big_e) == math.ldexp(1.0, -big_e)
+        out.append((q, 8 * big_e))
+    return out
+
+
+def _siren_bounds(r: SirenArch, ts: list[tuple[np.ndarray, float]], where: str) -> None:
+    """Section 6.3's two validity bounds for one SIREN, in exact rational arithmetic."""
+    x_max, f_in = 2**20, 20
+    for l in range(r.depth + 1):
+        (q, s), (qb, sb) = ts[2 * l], ts[2 * l + 1]
+        row = max((sum(abs(int(v)) for v in u) for u in q.reshape(q.shape[0], -1)), default=0)
+        bound = row * x_max
+        if bound >= 2**53:
+            raise ValueError(f"{where}: layer {l + 1}: accumulator bound {bound} >= 2^53")
+        if l < r.depth:
+            w0 = r.w0_first if l == 0 else r.w0_hidden
+            alpha = math.ldexp((w0 * s) * TURN, 16 - f_in)
+            beta = np.ldexp((w0 * (qb * sb)) * TURN, 16) + M
+            phase = bound * abs(Fraction(alpha)) + max(abs(Fraction(float(b)) - Fraction(M)) for b in beta)
+            if phase >= 2**50:
+                raise ValueError(f"{where}: layer {l + 1}: sine phase bound {float(phase):.4g} >= 2^50")
+        x_max, f_in = 2**15, 15
+
+
+def _one(chunks, ctype: bytes) -> bytes:
+    found = [c.data for c in chunks if c.ctype == ctype]
+    if len(found) != 1:
+        raise ValueError(f"stream has {len(found)} {ctype.decode()} chunks, needs exactly one")
+    return found[0]
+
+
+def _tile_geometry(chunks, h: StreamHeader) -> tuple[int, int, int, int]:
+    """The TILE chunk and rule 12's checks against NHDR: (tile_height, tile_width, R, C)."""
+    tile = _one(chunks, b"TILE")
+    if len(tile) != 4:
+        raise ValueError(f"TILE: {len(tile)} bytes, must be 4")
+    th, tw = struct.unpack("<HH", tile)
+    if not (8 <= th <= 4096 and 8 <= tw <= 4096):
+        raise ValueError(f"TILE: {th}x{tw} outside 8..4096")
+    if h.media != 0 or h.n_segments != 1 or h.arch != 0:
+        raise ValueError(f"layout tiles needs an image, one segment and SIREN (media {h.media}, "
+                         f"n_segments {h.n_segments}, arch {h.arch})")
+    if h.representation not in (0, 1):
+        raise ValueError("the supermask representation is not allowed in the tiles layout")
+    rows, cols = -(-h.height // th), -(-h.width // tw)
+    if rows * cols > MAX_TILES:
+        raise ValueError(f"TILE {th}x{tw}: {rows * cols} tiles, more than {MAX_TILES}")
+    return th, tw, rows, cols
+
+
+def _tiles_frames(chunks, h: StreamHeader, r: SirenArch, frames: list[int] | None,
+                  prior: list[tuple[np.ndarray, int]] | None) -> np.ndarray:
+    th, tw, rows, cols = _tile_geometry(chunks, h)
+    # rule 7: the layout reads TILE (and PRIR), the representation its payload; nothing else (no SEGM)
+    reads = {b"NHDR", b"ARCH", b"NEND", b"TILE", b"PRIR", b"TDAT"} | ({b"MASK"} if h.representation == 1 else set())
+    for c in chunks:
+        if not c.ctype[0] & 0x20 and c.ctype not in reads:
+            raise ValueError(f"critical chunk {c.ctype!r} is not read by a tiles stream")
+    n_tiles = rows * cols
+    shapes = [(n_tiles, *s) for s in _siren_shapes(r)]           # all tiles together, tile n = slice n
+    mask = _one(chunks, b"MASK") if h.representation == 1 else None
+    coded = _coded(_one(chunks, b"TDAT"), mask, shapes)
+    if prior is not None:
+        coded = _add_prior(prior, coded)
+    ts = [(q, step(i)) for q, i in coded]
+    nets = [[(q[n], s) for q, s in ts] for n in range(n_tiles)]
+    for n, net in enumerate(nets):                                # every tile is checked before rendering
+        _siren_bounds(r, net, f"tile {n}")
+    grid = SimpleNamespace(height=th, width=tw, frames=1)         # a tile's network sees a th x tw image
+    out = np.zeros((h.height, h.width, 3), np.uint8)
+    for n, net in enumerate(nets):
+        r0, c0 = (n // cols) * th, (n % cols) * tw
+        r1, c1 = min(r0 + th, h.height), min(c0 + tw, h.width)
+        out[r0:r1, c0:c1] = _siren_frame(r, grid, net, 0)[:r1 - r0, :c1 - c0]
+    ks = [0] if frames is None else list(frames)
+    assert all(k == 0 for k in ks), ks
+    return np.stack([out for _ in ks])
+
+
 def _affine(acc: np.ndarray, alpha: float, beta: np.ndarray) -> np.ndarray:
     v = acc.astype(np.float64) * alpha            # elementwise binary64 multiply ...
     return v + beta                               # ... then add: two roundings, never fused
@@ -407,33 +690,48 @@ def _nerv_frame(r: NervArch, h: StreamHeader, ts: list, k: int) -> np.ndarray:
     return y[:, :h.height, :h.width].transpose(1, 2, 0)
 
 
-def reference_frames(data: bytes, frames: list[int] | None = None, level: int | None = None) -> np.ndarray:
+def reference_frames(data: bytes, frames: list[int] | None = None, level: int | None = None,
+                     prior: PriorSource | Sequence[PriorSource] | None = None) -> np.ndarray:
     """Decode frames (all by default) of a format 2.x stream: (n, H, W, 3) uint8.
 
     A width-chunks stream (NHDR.layout = 1) decodes ``level`` (1-based; default: the last, K) and
     returns that level's extent (section 4b): every frame (spectral), columns ``[0, cover_k)``
     of every frame, (n, H, cover_k, 3) (spatial), or frames ``[0, cover_k)`` by default
     (temporal).  ``level`` is only for width-chunks streams.
+
+    A stream with a PRIR chunk (section 4c) needs ``prior``: the prior file's bytes, a path, a
+    directory (its ``*.nfp`` files), or a list of these; the first whose SHA-256 is the digest is
+    used, and it must be a valid prior file (docs/priors.md) of the stream's architecture.
     """
     chunks = read_container(data).chunks
     h = StreamHeader.unpack(next(c for c in chunks if c.ctype == b"NHDR").data)
-    r = unpack_arch(h.arch, next(c for c in chunks if c.ctype == b"ARCH").data)
+    arch_payload = next(c for c in chunks if c.ctype == b"ARCH").data
+    r = unpack_arch(h.arch, arch_payload)
+    shapes = _siren_shapes(r) if h.arch == 0 else _nerv_shapes(r)
+    # rule 7: TILE is read by layout tiles only; PRIR by layouts single and tiles, dense and pruned
+    if h.layout != 2 and any(c.ctype == b"TILE" for c in chunks):
+        raise ValueError(f"a TILE chunk in a stream of layout {h.layout}")
+    prirs = [c.data for c in chunks if c.ctype == b"PRIR"]
+    prior_tensors = None
+    if prirs:
+        if len(prirs) != 1 or len(prirs[0]) != 32:
+            raise ValueError("PRIR: one 32-byte chunk expected")
+        if h.layout not in (0, 2) or h.representation not in (0, 1):
+            raise ValueError(f"PRIR in a stream of layout {h.layout}, representation {h.representation}")
+        prior_tensors = _read_prior(_find_prior(prirs[0], prior), h, r, arch_payload, shapes)
     if h.layout == 1:
         return _widthchunks_frames(chunks, h, r, frames, level)
     assert level is None, "level is for width-chunks streams only"
-    if h.arch == 0:
-        dims = [r.in_features] + [r.width] * r.depth
-        shapes = [s for a, o in zip(dims[:-1], dims[1:]) for s in ((o, a), (o,))] + [(3, r.width), (3,)]
-        render = _siren_frame
+    if h.layout == 2:
+        return _tiles_frames(chunks, h, r, frames, prior_tensors)
+    render = _siren_frame if h.arch == 0 else _nerv_frame
+    if prior_tensors is not None:
+        tdat = _one(chunks, b"TDAT")
+        mask = _one(chunks, b"MASK") if h.representation == 1 else None
+        ts = [(q, step(i)) for q, i in _add_prior(prior_tensors, _coded(tdat, mask, shapes))]
+        if h.arch == 0:
+            _siren_bounds(r, ts, "network")
     else:
-        shapes = [(r.mlp_hidden, 2 * r.pe_l), (r.mlp_hidden,), (r.c1 * r.h0 * r.w0, r.mlp_hidden),
-                  (r.c1 * r.h0 * r.w0,)]
-        cin = r.c1
-        for f, c in r.blocks:
-            shapes += [(c * f * f, cin, r.kernel, r.kernel), (c * f * f,)]
-            cin = c
-        shapes += [(3, cin, r.head_kernel, r.head_kernel), (3,)]
-        render = _nerv_frame
-    ts = _tensors(data, h, r, shapes)
+        ts = _tensors(data, h, r, shapes)
     ks = range(h.frames) if frames is None else frames
     return np.stack([render(r, h, ts, k) for k in ks])

@@ -1,0 +1,140 @@
+"""``nfc prior train``: meta-learn a SIREN prior (tile initialisation) from images and videos.
+
+A thin layer over :func:`nfcodec.meta.train.train_prior` (docs/meta-learning.md); the command
+object :data:`train` is registered on the ``prior`` group by :mod:`nfcodec.cli.main`.  It imports
+torch only when it runs.  Under ``torchrun --nproc_per_node=N python -m nfcodec.cli.prior_train_cmd
+...`` every rank runs it; only rank 0 shows progress and writes files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import _fail_cleanly
+
+__all__ = ["train"]
+
+
+def _progress(quiet: bool):
+    """A tqdm bar over the meta-steps (stderr, terminals only), created at the first step."""
+    if quiet:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def update(step: int, total: int, psnr: float) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, initial=step - 1, desc="meta-training", unit="step", file=sys.stderr,
+                             leave=False, dynamic_ncols=True, mininterval=0.25, disable=None))
+        bars[0].update(step - bars[0].n)
+        bars[0].set_postfix_str(f"K-step PSNR {psnr:.2f} dB", refresh=False)
+
+    return update, lambda: bars and bars[0].close()
+
+
+def _command_line() -> str:
+    """How this run was started, for the prior's meta (``nfc ...`` or ``python -m ...``)."""
+    argv = sys.argv or [""]
+    name = Path(argv[0]).name
+    if name.endswith("prior_train_cmd.py"):
+        head = ["python", "-m", "nfcodec.cli.prior_train_cmd"]
+    else:
+        head = ["nfc" if name.startswith("nfc") else name]
+    return shlex.join(head + argv[1:])
+
+
+@click.command("train")
+@click.argument("data", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The prior file to write (.nfp).")
+@click.option("--width", type=click.IntRange(1, 4096), default=64, show_default=True, help="SIREN hidden units per layer.")
+@click.option("--depth", type=click.IntRange(1, 64), default=3, show_default=True, help="SIREN hidden sine layers.")
+@click.option("--size", default="64x64", show_default=True,
+              help="Tile (task) size WIDTHxHEIGHT: the crops meta-learned on.")
+@click.option("--inner-steps", "inner_steps", type=click.IntRange(1), default=16, show_default=True,
+              help="K: inner SGD steps per task (the encoder's first steps).")
+@click.option("--inner-lr", "inner_lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True,
+              help="Inner step size (Meta-SGD: initial value of every learned step size).")
+@click.option("--meta-lr", "meta_lr", type=click.FloatRange(min=0, min_open=True), default=3e-4, show_default=True,
+              help="Outer Adam learning rate.")
+@click.option("--meta-batch", "meta_batch", type=click.IntRange(1), default=8, show_default=True,
+              help="Tasks per meta-step (per process under torchrun).")
+@click.option("--steps", type=click.IntRange(1), default=2000, show_default=True, help="Dense meta-steps.")
+@click.option("--first-order", "first_order", is_flag=True, help="First-order MAML (no second derivatives).")
+@click.option("--meta-sgd/--no-meta-sgd", "meta_sgd", default=True, show_default=True,
+              help="Learn a step size per parameter (Meta-SGD).")
+@click.option("--context-keep", "context_keep", type=click.FloatRange(0, 1, min_open=True), default=0.25,
+              show_default=True, help="GradNCP gamma: fraction of each tile's pixels per inner step (1 = off).")
+@click.option("--bootstrap-steps", "bootstrap_steps", type=click.IntRange(0), default=5, show_default=True,
+              help="GradNCP L: full-context steps making the bootstrap target (0 = off).")
+@click.option("--bootstrap-lambda", "bootstrap_lambda", type=click.FloatRange(0), default=100.0, show_default=True,
+              help="GradNCP lambda: weight of the bootstrap distance.")
+@click.option("--rescale/--no-rescale", "rescale", default=True, show_default=True,
+              help="With --context-keep < 1: the encoder re-scales full-tile gradients (GradNCP Eq. 4).")
+@click.option("--sparse-rounds", "sparse_rounds", type=click.IntRange(0), default=0, show_default=True,
+              help="Meta-SparseINR: rounds of global magnitude pruning + meta-retraining (0 = dense).")
+@click.option("--prune-rate", "prune_rate", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+              show_default=True, help="Fraction of the surviving weights removed per round.")
+@click.option("--retrain-steps", "retrain_steps", type=click.IntRange(1),
+              help="Meta-steps after each pruning round [default: steps / 5].")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), help="Checkpoint file (.npz), written atomically.")
+@click.option("--checkpoint-every", "checkpoint_every", type=click.IntRange(1), default=100, show_default=True,
+              help="Meta-steps between checkpoints (and one at the end).")
+@click.option("--resume", is_flag=True, help="Continue from --checkpoint when it exists.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Initialisation and task sampling seed.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or messages.")
+@_fail_cleanly
+def train(data: tuple[str, ...], output: str, size: str, resume: bool, force: bool, as_json: bool,
+          quiet: bool, **knobs: Any) -> None:
+    """Meta-learn a SIREN prior from DATA (images, videos, folders or globs) and write it to OUTPUT.
+
+    Tasks are random crops of --size (rescaled by 0.5-1, flipped, rotated) from the images and
+    from every 4th frame of the videos.  Default: GradNCP as in its paper (K=16 inner steps on 25%
+    of each tile, bootstrap L=5, lambda=100) with Meta-SGD step sizes.  Plain Learnit/MAML:
+    --inner-steps 4 --context-keep 1 --bootstrap-steps 0 --no-meta-sgd.  Meta-SparseINR:
+    --sparse-rounds 3.  Several GPUs: torchrun --nproc_per_node=N -m nfcodec.cli.prior_train_cmd ...
+    """
+    from ..errors import ConfigError
+    from ..meta.data import parse_tile_size
+    from ..meta.train import MetaConfig, train_prior
+
+    if resume and not knobs.get("checkpoint"):
+        raise ConfigError("--resume needs --checkpoint PATH")
+    rank = int(os.environ.get("RANK", "0") or 0)
+    quiet = quiet or rank != 0
+    config = MetaConfig(size=parse_tile_size(size), **knobs).validate()
+    command = _command_line()
+    log = None if quiet else (lambda msg: click.echo(msg, err=True))
+    progress, close = _progress(quiet or as_json)
+    try:
+        prior = train_prior(list(data), output, config, progress, resume=resume, command=command, overwrite=force,
+                            log=log)
+    finally:
+        close()
+    if rank != 0:
+        return
+    meta = prior.meta
+    if as_json:
+        click.echo(json.dumps({"output": output, "algorithm": meta["algorithm"], "steps": meta["steps"],
+                               "final_meta_loss": meta["final_meta_loss"], "final_meta_psnr": meta["final_meta_psnr"],
+                               "sparsity": meta["sparsity"], "seconds": meta["seconds"], "device": meta["device"],
+                               "world_size": meta["world_size"], "bytes": os.path.getsize(output)}))
+    elif not quiet:
+        th, tw = config.size
+        click.echo(f"{output}: {meta['algorithm']} prior, SIREN {config.width}x{config.depth} for {tw}x{th} tiles, "
+                   f"{meta['steps']} meta-steps, K={config.inner_steps} PSNR {meta['final_meta_psnr'] or float('nan'):.2f} dB, "
+                   f"{os.path.getsize(output)} bytes ({meta['seconds']:.0f} s on {meta['device']}"
+                   f"{', x' + str(meta['world_size']) if meta['world_size'] > 1 else ''})")
+
+
+if __name__ == "__main__":      # torchrun --nproc_per_node=N -m nfcodec.cli.prior_train_cmd DATA... -o PRIOR
+    train(prog_name="nfc prior train")
