@@ -51,7 +51,7 @@ def _show(msg: str) -> None:
 click.ClickException.show = lambda self, file=None: _show(self.format_message())  # type: ignore[method-assign]
 
 
-def _progress_bar(quiet: bool):
+def _progress_bar(quiet: bool, desc: str = "fitting", label: str = "PSNR"):
     """A tqdm bar (stderr, shown on terminals only) created at the first fitting step."""
     if quiet:
         return None, lambda: None
@@ -61,11 +61,11 @@ def _progress_bar(quiet: bool):
 
     def update(step: int, total: int, psnr: float) -> None:
         if not bars:
-            bars.append(tqdm(total=total, desc="fitting", unit="step", file=sys.stderr, leave=False,
+            bars.append(tqdm(total=total, initial=step - 1, desc=desc, unit="step", file=sys.stderr, leave=False,
                              dynamic_ncols=True, mininterval=0.25, disable=None))
         if total != bars[0].total:          # rate control: each new fit extends the bar
             bars[0].total = total
         bars[0].update(step - bars[0].n)
-        bars[0].set_postfix_str(f"PSNR {psnr:.2f} dB", refresh=False)
+        bars[0].set_postfix_str(f"{label} {psnr:.2f} dB", refresh=False)
 
     return update, lambda: bars and bars[0].close()

@@ -16,27 +16,9 @@ from typing import Any
 
 import click
 
-from .common import _fail_cleanly
+from .common import _fail_cleanly, _progress_bar
 
 __all__ = ["train"]
-
-
-def _progress(quiet: bool):
-    """A tqdm bar over the meta-steps (stderr, terminals only), created at the first step."""
-    if quiet:
-        return None, lambda: None
-    from tqdm import tqdm
-
-    bars: list[Any] = []
-
-    def update(step: int, total: int, psnr: float) -> None:
-        if not bars:
-            bars.append(tqdm(total=total, initial=step - 1, desc="meta-training", unit="step", file=sys.stderr,
-                             leave=False, dynamic_ncols=True, mininterval=0.25, disable=None))
-        bars[0].update(step - bars[0].n)
-        bars[0].set_postfix_str(f"K-step PSNR {psnr:.2f} dB", refresh=False)
-
-    return update, lambda: bars and bars[0].close()
 
 
 def _command_line() -> str:
@@ -114,7 +96,7 @@ def train(data: tuple[str, ...], output: str, size: str, resume: bool, force: bo
     config = MetaConfig(size=parse_tile_size(size), **knobs).validate()
     command = _command_line()
     log = None if quiet else (lambda msg: click.echo(msg, err=True))
-    progress, close = _progress(quiet or as_json)
+    progress, close = _progress_bar(quiet or as_json, "meta-training", "K-step PSNR")
     try:
         prior = train_prior(list(data), output, config, progress, resume=resume, command=command, overwrite=force,
                             log=log)

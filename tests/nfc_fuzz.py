@@ -637,6 +637,15 @@ def _plausible_body(ctx: Ctx, doc: Doc, ctype: bytes) -> tuple[bytes, str]:
     return bytes(rng.randrange(256) for _ in range(8)), "8 random bytes"
 
 
+def _reads_priors(doc: Doc) -> bool:
+    """Whether the stream's representation and layout read PRIR (dense or pruned; single or tiles)."""
+    try:
+        h = StreamHeader.unpack(doc.chunks[doc.index_of(b"NHDR")[0]].body)
+    except Exception:  # noqa: BLE001 - a mutated header: no oracle
+        return True
+    return h.representation in (0, 1) and h.layout in (0, 2)
+
+
 def mut_insert_critical(ctx: Ctx, doc: Doc) -> Optional[str]:
     pristine = _pristine(doc, ctx.seed)
     ctype = ctx.rng.choice((b"SEED", b"SCAL", b"PRIR", b"XFRM", b"SEGM", b"SEGM", b"MASK", b"TDAT", b"NHDR",
@@ -650,6 +659,8 @@ def mut_insert_critical(ctx: Ctx, doc: Doc) -> Optional[str]:
         if used and ctype in (b"SEED", b"SCAL"):       # a second one: "needs exactly one"
             ctx.expect = {"numpy": "FormatError", "torch": "FormatError", "api": "FormatError", "probe": "info",
                           "probe-lenient": "info"}
+        elif ctype == b"PRIR" and _reads_priors(doc):
+            pass                    # consumed (format 2.3): the prior it names is not found, or the record is bad
         elif ctype in (b"SEED", b"SCAL", b"PRIR", b"XFRM") and not (ctype in (b"PRIR", b"XFRM") and len(body) == 0):
             ctx.expect = {"numpy": "UnsupportedFeatureError", "torch": "UnsupportedFeatureError",
                           "api": "UnsupportedFeatureError", "probe": "info", "probe-lenient": "info"}

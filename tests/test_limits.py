@@ -92,7 +92,6 @@ def test_in_memory_video_decodes_are_bounded():
 UNUSED = {
     b"SEED": SeedRecord(0, 7).pack(),
     b"SCAL": b"\x00",
-    b"PRIR": PriorRef(bytes(32)).pack(),
     b"XFRM": TransformRecord(0, 0).pack(),
     b"MASK": b"\x00",
 }
@@ -104,6 +103,16 @@ def test_unconsumed_critical_chunks_are_refused(ctype):
     chunks.insert(2, Chunk(ctype, UNUSED[ctype]))
     with pytest.raises(UnsupportedFeatureError, match=rf"critical chunk {ctype.decode()} at offset 72 is not used by "
                                                        r"a dense stream with layout single"):
+        nfcodec.decode(write_container(chunks))
+
+
+def test_prir_in_a_dense_stream_needs_its_prior():
+    """Format 2.3: a dense single stream reads PRIR (weights coded against a prior); an unknown one is refused."""
+    from nfcodec.priors import PriorNotFoundError
+
+    chunks = list(read_container((V2 / "siren-image-dense.nfc").read_bytes()).chunks)
+    chunks.insert(2, Chunk(b"PRIR", PriorRef(bytes(32)).pack()))
+    with pytest.raises(PriorNotFoundError, match="this stream needs prior 0{64}; not found"):
         nfcodec.decode(write_container(chunks))
 
 
