@@ -85,6 +85,12 @@ _floats = _number_list(float, "0.1,0.2,0.4,0.8")
 @click.option("--tile", type=click.IntRange(8, 4096), help="tiles layout without a prior: tile side in pixels.")
 @click.option("--adapt-steps", type=click.IntRange(0), help="With a prior: its Meta-SGD steps before Adam "
                                                              "(default: the prior's own K).")
+@click.option("--transform", type=click.Choice(["none", "permute", "gamma"]),
+              help="Fit a transformed copy of the frames and store the transform (XFRM); decoders invert it. "
+                   "permute: seeded pixel permutation; gamma: power law per sample (default none; see "
+                   "docs/transforms.md).")
+@click.option("--transform-param", type=click.IntRange(0, 2**32 - 1),
+              help="permute: the seed (default 0); gamma: the exponent in thousandths, 250-4000 (default 1500).")
 @click.option("--widths", callback=_widths,
               help="width-chunks: hidden width after each level, e.g. 24,48,72,96 (default: 4 levels, the "
                    "first half of --width, then equal steps).")
@@ -273,9 +279,11 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
         masks = []
     decoding = "exact" if si.version[0] >= 2 else "float32"
     levels = _levels(data)
+    xfrm = _transform(chunks)
     if as_json:
         click.echo(json.dumps({**si.as_dict(), "decoding": decoding, "payload": payload,
                                **({"levels": levels} if levels else {}),
+                               **({"transform": xfrm} if xfrm else {}),
                                **({"tensors": tensors, "masks": masks} if verbose else {})}, default=str))
         return
     click.echo(f"{input}: nfc v{si.version[0]}.{si.version[1]}, {si.nbytes} bytes, {si.bpp:.4f} bpp"
@@ -303,6 +311,8 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
                            f"(density {row['density']:.4f} of the masked weights)")
             continue
         click.echo(f"    {name:<21}{value}")
+    if xfrm:
+        click.echo(f"  {'transform':<15}{xfrm['name']} (param {xfrm['param']}); decoders invert it after rendering")
     if levels:
         click.echo(f"  levels ({levels[0]['growing']} growing):")
         for lv in levels:
@@ -321,6 +331,21 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
     for m in masks:
         click.echo(f"    mask   {m['index']:>3}: {m['n']:>7} values  kept {m['kept']:>7}  "
                    f"{m['coder']:<9}  {m['bits_per_element']:.3f} bits/value")
+
+
+def _transform(chunks: Any) -> dict[str, Any] | None:
+    """The XFRM chunk's transform (docs/transforms.md), or None without one."""
+    from ..bitstream import FormatError
+    from ..bitstream.headers import TRANSFORMS, TransformRecord
+
+    found = [c for c in chunks if c.ctype == b"XFRM"]
+    if not found:
+        return None
+    try:
+        rec = TransformRecord.unpack(found[0].data)
+    except FormatError as e:
+        return {"name": "invalid", "param": None, "error": str(e)}
+    return {"name": TRANSFORMS[rec.transform], "id": rec.transform, "param": rec.param}
 
 
 def _progressive(data: bytes) -> bool:

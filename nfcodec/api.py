@@ -62,6 +62,9 @@ def encode(source: PathLike | np.ndarray | Video, output: PathLike | None = None
             (several fits).  Exclusive with ``bpp``.
         **knobs: flat overrides, e.g. ``width=96, steps=500, bits=10, device="cuda"``; for videos
             ``arch="siren"``, ``c1=16, c2=64, epochs=100, batch_frames=2, factors=(5, 2, 2)``.
+            ``transform="permute"|"gamma"`` (``transform_param=N``): fit a transformed copy of the
+            frames and write an ``XFRM`` chunk, which every decoder inverts after rendering; the
+            reported PSNR and reconstruction are against the original frames (docs/transforms.md).
 
     Returns:
         :class:`EncodeResult` with ``data``, ``psnr``, ``bpp`` and the decoder's reconstruction.
@@ -95,8 +98,28 @@ def encode(source: PathLike | np.ndarray | Video, output: PathLike | None = None
     from .variants import LAYOUTS
 
     sizing = video and config is None and not SIZE_KNOBS & {k for k, v in knobs.items() if v is not None}
-    result = LAYOUTS.by_name(cfg.layout).encode(arr, media_id, rate, cfg, preset=name, metadata=metadata,
-                                                progress=progress, bpp=bpp, psnr=psnr, sizing=sizing)
+    from .xfrm_stream import transform_record
+
+    xfrm = transform_record(cfg)
+    fit_arr, fit_cfg, fit_bpp = arr, cfg, bpp
+    if xfrm is not None:           # any layout: fit the transformed frames, then write XFRM (xfrm_stream)
+        from .xfrm_stream import prepare
+
+        fit_arr, fit_cfg, fit_bpp = prepare(arr, cfg, xfrm, bpp, psnr)
+    try:
+        result = LAYOUTS.by_name(cfg.layout).encode(fit_arr, media_id, rate, fit_cfg, preset=name, metadata=metadata,
+                                                    progress=progress, bpp=fit_bpp, psnr=psnr, sizing=sizing)
+    except ConfigError as e:
+        if xfrm is None or fit_cfg is cfg and fit_bpp is None:
+            raise
+        from .xfrm_stream import XFRM_BYTES
+
+        raise ConfigError(f"{e} (targets less the {XFRM_BYTES}-byte XFRM chunk of transform "
+                          f"{cfg.xfrm.transform})") from None
+    if xfrm is not None:
+        from .xfrm_stream import finish
+
+        result = finish(result, xfrm, arr, media_id, bpp, cfg.grow.level_bpp)
     if output is not None:
         result.save(output, overwrite=overwrite, inputs=inputs)
     return result

@@ -11,8 +11,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["ModelConfig", "QuantConfig", "FitConfig", "PruneConfig", "SupermaskConfig", "GrowConfig", "TileConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "KNOBS", "SIZE_KNOBS",
-           "get_preset"]
+__all__ = ["ModelConfig", "QuantConfig", "FitConfig", "PruneConfig", "SupermaskConfig", "GrowConfig", "TileConfig",
+           "TransformConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "KNOBS", "SIZE_KNOBS", "get_preset"]
 
 
 def _check(name: str, value: Any, lo: float, hi: float) -> None:
@@ -193,19 +193,62 @@ class TileConfig:
     """Layout ``tiles`` (:mod:`nfcodec.tile_encoder`): one small SIREN per tile, fitted together.
 
     ``prior``: a prior file's path or a packaged prior's name (``default`` = the packaged prior of
-    the media kind); ``""`` fits from scratch.  With a prior, its architecture and tile size are
-    used (``tile`` and the model's width/depth are ignored).  ``tile``: the tile side without a
+    the media kind); ``""`` fits from scratch; ``auto`` (a preset's choice) = ``default`` where it
+    applies (an image, a packaged prior installed, no layout, representation or architecture
+    chosen that cannot use it) and ``""`` elsewhere.  With a prior, its architecture and tile size
+    are used (``tile`` and the model's width/depth are ignored).  ``tile``: the tile side without a
     prior.  ``adapt_steps``: Meta-SGD steps with the prior's learned per-parameter step sizes
-    before the Adam fine-tune (-1: the prior's own K).
+    before the Adam fine-tune (-1: the prior's own K).  ``tile_steps``: Adam steps of the tiles
+    fit (0: the fit's ``steps``); a tiled step costs ~40x less than a whole-image SIREN step.
     """
 
     prior: str = ""
     tile: int = 64
     adapt_steps: int = -1
+    tile_steps: int = 0
 
     def __post_init__(self) -> None:
         _check("tile", self.tile, 8, 4096)
         _check("adapt_steps", self.adapt_steps, -1, 10**5)
+        _check("tile_steps", self.tile_steps, 0, 10_000_000)
+
+
+#: ``transform`` knob values (``none``: no XFRM chunk) and the ``transform_param`` each uses when
+#: it is not given (-1): ``permute``'s seed, ``gamma``'s exponent in thousandths (docs/transforms.md).
+TRANSFORM_DEFAULT_PARAM = {"none": 0, "permute": 0, "gamma": 1500}
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """An invertible data transform (the ``XFRM`` chunk; :mod:`nfcodec.transforms`, docs/transforms.md).
+
+    The network is fitted to ``forward(frames)``; every decoder renders it and applies the exact
+    inverse.  ``transform``: ``none`` (default: no XFRM chunk, the file is unchanged), ``permute``
+    (a seeded random permutation of each frame's pixels) or ``gamma`` (a power law per sample).
+    ``transform_param``: permute's seed (any u32), gamma's exponent in thousandths (250 .. 4000);
+    -1: :data:`TRANSFORM_DEFAULT_PARAM`.
+    """
+
+    transform: str = "none"
+    transform_param: int = -1
+
+    def __post_init__(self) -> None:
+        if self.transform not in TRANSFORM_DEFAULT_PARAM:
+            raise ConfigError(f"transform={self.transform!r} must be one of {', '.join(TRANSFORM_DEFAULT_PARAM)}")
+        if self.transform_param != -1:
+            from .bitstream.errors import FieldRangeError
+            from .transforms import record_for
+
+            try:
+                record_for("identity" if self.transform == "none" else self.transform, self.transform_param)
+            except FieldRangeError as e:
+                raise ConfigError(f"transform_param={self.transform_param} does not fit transform "
+                                  f"{self.transform}: {e}") from None
+
+    @property
+    def param(self) -> int:
+        """The parameter written to XFRM (the transform's default when not given)."""
+        return TRANSFORM_DEFAULT_PARAM[self.transform] if self.transform_param == -1 else self.transform_param
 
 
 #: Levels of a width-chunks stream when no widths are given.
@@ -223,13 +266,15 @@ class CodecConfig:
     tiles: TileConfig = field(default_factory=TileConfig)
     representation: str = "dense"
     layout: str = "single"
+    xfrm: TransformConfig = field(default_factory=TransformConfig)
 
     def replace(self, **knobs: Any) -> "CodecConfig":
         """Return a copy with flat knobs (``width=96, steps=500, bits=7, ...``) overridden.
 
         ``None`` values are ignored so CLI options that were not given can be passed through.
         """
-        parts: dict[str, dict[str, Any]] = {"model": {}, "quant": {}, "fit": {}, "prune": {}, "supermask": {}, "grow": {}, "tiles": {}, "": {}}
+        parts: dict[str, dict[str, Any]] = {k: {} for k in ("model", "quant", "fit", "prune", "supermask", "grow",
+                                                             "tiles", "xfrm", "")}
         for name, value in knobs.items():
             if value is None:
                 continue
@@ -245,6 +290,7 @@ class CodecConfig:
             supermask=dataclasses.replace(self.supermask, **parts["supermask"]),
             grow=dataclasses.replace(self.grow, **parts["grow"]),
             tiles=dataclasses.replace(self.tiles, **parts["tiles"]),
+            xfrm=dataclasses.replace(self.xfrm, **parts["xfrm"]),
             **parts[""],
         )
 
@@ -260,6 +306,7 @@ KNOBS: dict[str, str] = {
     **{f.name: "supermask" for f in dataclasses.fields(SupermaskConfig)},
     **{f.name: "grow" for f in dataclasses.fields(GrowConfig)},
     **{f.name: "tiles" for f in dataclasses.fields(TileConfig)},
+    **{f.name: "xfrm" for f in dataclasses.fields(TransformConfig)},
     "representation": "",
     "layout": "",
 }

@@ -6,6 +6,9 @@
           --format 2.x: arch.program--> exact program --backend (numpy | torch)--> frame k
           --format 1.x: torch module, float32 renderer (platform-dependent, kept for old files)
 
+A stream with an ``XFRM`` chunk (format.md section 4d; :mod:`nfcodec.transforms`) is rendered as
+any other, then every frame (or the pixels of a partial level) goes through the exact inverse.
+
 A width-chunks stream (:mod:`nfcodec.widthchunks`) decodes any of its levels; opened with
 ``partial=True`` a cut or damaged one decodes its last complete level (``DecodedStream.note``
 says which and why).
@@ -14,8 +17,9 @@ An image is frame 0 of a one-frame stream.  Video frames are rendered one at a t
 its own index only, so any subset decodes without the others and memory holds one frame.
 
 Every critical chunk must be consumed: a stream with a critical chunk that its representation
-and layout do not read (``SEED``, ``SCAL``, ``PRIR``, ``XFRM`` in a dense stream, say) is
+and layout do not read (``SEED``, ``SCAL``, ``PRIR`` in a supermask stream, say) is
 refused with :class:`~nfcodec.errors.UnsupportedFeatureError` rather than decoded wrongly.
+``XFRM`` is read by every stream.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ import numpy as np
 from .archs import ARCHS, ArchSpec, param_count
 from .bitstream import (ChecksumError, Container, FormatError, StreamHeader, StreamInfo, TruncatedError,
                         read_container, unpack_arch)
-from .bitstream.headers import PriorRef
+from .bitstream.headers import PriorRef, TransformRecord
 from .bitstream.probe import describe
 from .errors import ConfigError, LimitError, UnsupportedFeatureError
 from .exact import BACKENDS, get_ops
@@ -39,7 +43,7 @@ __all__ = ["DecodeLimits", "DEFAULT_LIMITS", "DecodedImage", "DecodedStream", "d
 #: What ``backend=`` accepts.
 BACKEND_CHOICES = ("auto",) + BACKENDS
 
-_STRUCTURAL = frozenset({b"NHDR", b"ARCH", b"NEND"})
+_STRUCTURAL = frozenset({b"NHDR", b"ARCH", b"NEND", b"XFRM"})   # XFRM: read by every stream (4d)
 #: Read when both the representation and the layout code weights against a prior.
 _PRIOR = frozenset({b"PRIR"})
 
@@ -102,6 +106,7 @@ class DecodedStream:
     out_width: int = 0                  # columns it reconstructs (0: NHDR.width)
     note: str = ""                      # why a cut or damaged file decoded fewer levels
     plan: Any = field(default=None, repr=False)
+    transform: Optional[TransformRecord] = None   # XFRM (None: no chunk, or identity)
 
     def __post_init__(self) -> None:
         self.n_frames = self.n_frames or self.header.frames
@@ -112,15 +117,23 @@ class DecodedStream:
         return self.program is not None
 
     def render(self, k: int) -> np.ndarray:
-        """Frame ``k`` as (H, W', 3) uint8 (0 for an image; ``W' = out_width``)."""
+        """Frame ``k`` as (H, W', 3) uint8 (0 for an image; ``W' = out_width``), after XFRM's inverse."""
+        from .transforms import apply_inverse, inverse_values, render_positions
+
+        xfrm = self.transform
         if not self.exact:
-            return self.arch.legacy_render(self.model, self.record, self.header, k)
+            frame = self.arch.legacy_render(self.model, self.record, self.header, k)
+            return frame if xfrm is None else apply_inverse(frame, xfrm, frame_index=k)
         with self.ops.session():
             if self.out_width == self.header.width:
-                return self.program.render(self.ops, k)
-            h, w = self.header.height, self.header.width
+                frame = self.program.render(self.ops, k)
+                return frame if xfrm is None else apply_inverse(frame, xfrm, frame_index=k)
+            h, w = self.header.height, self.header.width   # a spatial level: its columns of the output
             idx = (np.arange(h, dtype=np.int64)[:, None] * w + np.arange(self.out_width, dtype=np.int64)).ravel()
-            return self.program.render_pixels(self.ops, k, idx).reshape(h, self.out_width, 3)
+            if xfrm is None:
+                return self.program.render_pixels(self.ops, k, idx).reshape(h, self.out_width, 3)
+            got = self.program.render_pixels(self.ops, k, render_positions(xfrm, h, w, idx))
+            return inverse_values(got, xfrm).reshape(h, self.out_width, 3)
 
     def frames(self, ks: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
         """Render frames one at a time, sharing one backend session."""
@@ -268,6 +281,7 @@ def open_stream(data: bytes, *, backend: str = "auto", device: Optional[str] = N
         raise damage
     arch.check(record, header)
     _check_consumed(container, rep, layout)
+    xfrm = _transform(container)
     try:
         plan = layout.plan(container, header, record, arch, rep)
     except TruncatedError:
@@ -290,11 +304,28 @@ def open_stream(data: bytes, *, backend: str = "auto", device: Optional[str] = N
     note = ""
     if damage is not None and level is None:
         note = f"decoded level {chosen.index} of {plan.total}: {_damage_text(damage, len(data))}"
-    common = dict(level=chosen.index, levels=plan.total, n_frames=n_frames, out_width=width, note=note, plan=plan)
+    common = dict(level=chosen.index, levels=plan.total, n_frames=n_frames, out_width=width, note=note, plan=plan,
+                  transform=xfrm)
     if ops is None:
         return DecodedStream(header, rec, arch, info, "torch", model=_legacy_model(arch, rec, tensors), **common)
     return DecodedStream(header, rec, arch, info, name, program=layout.build(plan, arch, rec, header, tensors),
                          ops=ops, **common)
+
+
+def _transform(container: Container) -> Optional[TransformRecord]:
+    """The ``XFRM`` record (format.md 3.6, 4d), checked; None without one or for the identity.
+
+    Raises:
+        FormatError: a wrong length; FieldRangeError: an unknown transform or a parameter outside its range.
+    """
+    found = [c for c in container.chunks if c.ctype == b"XFRM"]
+    if not found:
+        return None
+    from .transforms import IDENTITY, check_record
+
+    record = TransformRecord.unpack(found[0].data)
+    check_record(record)
+    return None if record.transform == IDENTITY else record
 
 
 def _with_prior(container: Container, arch: ArchSpec, record: Any, tensors: list, paths: Sequence[str]) -> list:

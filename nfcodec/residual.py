@@ -8,9 +8,12 @@ the common power-of-two step ``2^-E``, ``E`` the largest exponent ``i // 8 + 4``
     q = q_prior * (16 - i_p % 8) * 2^(E - e_p) + q_res * (16 - i_r % 8) * 2^(E - e_r),  step index 8E
 
 so the decoded values are ``prior + residual`` with no rounding at all.  Both steps of a tensor
-with nonzero symbols must be finer than index :data:`MAX_STEP` (``E <= 23`` keeps the symbols
-small enough for the exactness budget of section 6).  A residual of shape ``(n, *s)`` (the tiles
-layout: one network per tile) adds the prior's ``s``-shaped tensor to each of its ``n`` slices.
+with nonzero symbols must be finer than index :data:`MAX_STEP` (so ``E <= 23``), and every summed
+symbol must stay below :data:`SYMBOL_LIMIT` = ``2^53`` in magnitude: then it is an exact binary64
+integer and ``q * 2^-E`` an exact binary64 value, as section 6.1 assumes of every weight and bias
+(the sum itself may reach ``2^54 + 2^43``: residual symbols are int32, the prior's below ``2^20``).
+A residual of shape ``(n, *s)`` (the tiles layout: one network per tile) adds the prior's
+``s``-shaped tensor to each of its ``n`` slices.
 No torch here: the decoder uses it.
 """
 from __future__ import annotations
@@ -22,10 +25,12 @@ import numpy as np
 from .bitstream import FormatError
 from .exact.layers import QTensor
 
-__all__ = ["MAX_STEP", "add_prior", "exponent"]
+__all__ = ["MAX_STEP", "SYMBOL_LIMIT", "add_prior", "exponent"]
 
 #: Steps with nonzero symbols in a prior-coded tensor must have an index below this.
 MAX_STEP = 160
+#: Every symbol of ``prior + residual`` (on the common step) must be below this in magnitude.
+SYMBOL_LIMIT = 2**53
 
 
 def exponent(step: int) -> int:
@@ -49,6 +54,10 @@ def add_prior(prior: Sequence[QTensor], residual: Sequence[QTensor]) -> list[QTe
         big_e = max((exponent(t.step) for t in live), default=4)
         q = np.zeros(r.q.shape, np.int64)
         for t in live:
-            q = q + t.q * ((16 - t.step % 8) << (big_e - exponent(t.step)))
+            q = q + t.q * ((16 - t.step % 8) << (big_e - exponent(t.step)))    # int64: |q| < 2^55
+        top = int(np.abs(q).max(initial=0))
+        if top >= SYMBOL_LIMIT:
+            raise FormatError(f"tensor {i}: prior + residual has a symbol of magnitude {top} on step 2^-{big_e}; "
+                              f"prior-coded symbols must be below 2^53 (exact in binary64)")
         out.append(QTensor(q, 8 * big_e))
     return out

@@ -2,7 +2,8 @@
 
     image --TileGrid.split (edge-padded)--> (tiles, th*tw, 3) targets
           --init: the prior's values in every tile (or SIREN's random init)
-          --Meta-SGD adaptation: the prior's K steps with its learned step sizes (full tiles)
+          --Meta-SGD adaptation: the prior's K steps with its learned step sizes (full tiles,
+            GradNCP's test-time gradient re-scaling when the prior was trained with it)
           --Adam fine-tune (nfcodec.fit.fit_sampler: all tiles step together, batched matmuls)
           --residuals w - prior, quantized per tensor, RD step search / rate control on the
             decoder's exact output--> NHDR ARCH TILE [PRIR] payload meTA NEND
@@ -103,22 +104,6 @@ class FixedMasks(FitHooks):
         return list(self._masks)
 
 
-def adapt_(model: TiledSiren, x: torch.Tensor, y: torch.Tensor, lrs: Sequence[torch.Tensor], steps: int,
-           masks: Sequence[Optional[torch.Tensor]] = ()) -> None:
-    """``steps`` Meta-SGD steps ``p -= lr_p * grad`` on each tile's own loss (mean over its pixels),
-    as the prior was meta-trained (full tiles, no optimizer state)."""
-    params = list(model.params)
-    for _ in range(steps):
-        out = model(x)
-        loss = ((out - y) ** 2).mean(dim=(1, 2)).sum()
-        grads = torch.autograd.grad(loss, params)
-        with torch.no_grad():
-            for i, (p, g, lr) in enumerate(zip(params, grads, lrs)):
-                p.sub_(lr * g)
-                if i < len(masks) and masks[i] is not None:
-                    p.mul_(masks[i])
-
-
 class TiledProblem(QuantProblem):
     """The RD search of a tiles stream: the decoder's exact program of residuals plus prior."""
 
@@ -187,8 +172,12 @@ def encode_tiles(frames: np.ndarray, media: int, fps: Fraction, config: Any, *, 
     k = 0
     if prior is not None and prior.lrs is not None:
         k = config.tiles.adapt_steps if config.tiles.adapt_steps >= 0 else int(prior.meta.get("inner_steps", 0))
-        if k:
-            adapt_(model, coords[None], y, [torch.from_numpy(np.asarray(a, np.float32)) for a in prior.lrs], k, masks)
+        if k:   # the prior's own inner loop: Meta-SGD steps, GradNCP's Eq. 4 re-scaling if it was trained so
+            from .meta.learn import adapt_prior
+            adapted = adapt_prior(prior, coords, y, k)
+            with torch.no_grad():
+                for p, a in zip(model.params, adapted):
+                    p.copy_(a)
     t_adapt = time.perf_counter() - t_adapt
 
     # ---- fine-tune all tiles together
@@ -197,7 +186,8 @@ def encode_tiles(frames: np.ndarray, media: int, fps: Fraction, config: Any, *, 
     else:
         hooks = rep.fit_hooks(config, arch, record)
     sampler = TileSampler(coords, y, config.fit.batch_pixels)
-    fit = fit_sampler(model, sampler, config.fit, config.quant, hooks, progress=progress) if config.fit.steps else None
+    fit_cfg = config.fit if not config.tiles.tile_steps else dataclasses.replace(config.fit, steps=config.tiles.tile_steps)
+    fit = fit_sampler(model, sampler, fit_cfg, config.quant, hooks, progress=progress) if fit_cfg.steps else None
 
     # ---- residuals, payload, steps
     values = [p.detach().numpy().astype(np.float64).reshape(s) for p, s in zip(model.params, shapes)]
@@ -227,7 +217,7 @@ def encode_tiles(frames: np.ndarray, media: int, fps: Fraction, config: Any, *, 
     meta = None
     if metadata:
         meta = {"encoder": "nfcodec", "preset": preset, "layout": "tiles", "tile": [th, tw], "tiles": grid.count,
-                "width": record.width, "depth": record.depth, "steps": config.fit.steps, "lr": config.fit.lr,
+                "width": record.width, "depth": record.depth, "steps": fit_cfg.steps, "lr": config.fit.lr,
                 "adapt_steps": k, "prior": prior.name if prior is not None else None}
 
     def file_bytes(steps: Sequence[int]) -> bytes:

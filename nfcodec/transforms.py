@@ -1,4 +1,4 @@
-"""Invertible data transforms (the ``XFRM`` chunk, ``docs/format.md`` section 3.6; ``docs/transforms.md``).
+"""Invertible data transforms (the ``XFRM`` chunk, ``docs/format.md`` sections 3.6 and 4d; ``docs/transforms.md``).
 
 The encoder may fit the network to a transformed copy of the frames, ``forward(frames)``; the
 decoder renders the network as usual (8-bit samples) and returns ``inverse(rendered)``.  Both
@@ -23,7 +23,8 @@ Transforms (wire id: name, the meaning of the u32 ``param``):
   many-to-one where the forward slope is below 1, so ``inverse(forward(x))`` is not exactly
   ``x`` there (:func:`gamma_roundtrip_error`; ``docs/transforms.md`` gives the PSNR caps).
 
-Integration (encoder / decoder)::
+Integration: the encoder side is :mod:`nfcodec.xfrm_stream` (``nfcodec.encode(..., transform=...)``),
+the decoder side ``nfcodec.decoder`` (``DecodedStream.render``); in short::
 
     rec = record_for("gamma", 2000)            # TransformRecord(transform=2, param=2000)
     target = apply_forward(frames, rec)         # (T, H, W, 3) or (H, W, 3) uint8 -> same shape

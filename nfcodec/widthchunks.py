@@ -3,7 +3,7 @@ which every prefix decodes its last complete level (Streamable Neural Fields, Ch
 
 Decoder side only (no torch; the encoder is :mod:`nfcodec.grow`).  The stream is (format.md 4b)::
 
-    NHDR ARCH GROW [pSNR] SEGM(0) <payload 0> SEGM(1) <payload 1> ... [meTA] NEND
+    NHDR ARCH GROW [pSNR] [XFRM] SEGM(0) <payload 0> SEGM(1) <payload 1> ... [meTA] NEND
 
 ``GROW`` lists each level's width and coverage; level ``k``'s segment is a ``SEGM`` chunk (index
 ``k - 1``, kind ``width``, units ``[start, stop)``) followed by exactly one chunk of each type the
@@ -36,7 +36,7 @@ __all__ = ["WidthChunksLayout", "assemble", "MAX_PART_STEP", "level_psnr", "pack
 #: A part with a nonzero symbol must use a step index below this (steps of at least 2^-20), so the
 #: common power-of-two step stays in the table (format.md 4b).
 MAX_PART_STEP = 160
-_FRAME = frozenset({b"NHDR", b"ARCH", b"GROW", b"NEND"})
+_FRAME = frozenset({b"NHDR", b"ARCH", b"GROW", b"XFRM", b"NEND"})
 _OVERHEAD = 12
 
 
@@ -133,6 +133,9 @@ class WidthChunksLayout:
         for c in chunks:
             if c.ctype == b"GROW":
                 seen_grow = True
+            if c.ctype == b"XFRM" and seg is not None:      # every prefix that decodes a level must hold it
+                raise FormatError(f"XFRM at offset {c.offset} comes after the first SEGM (a width-chunks stream "
+                                  "states its transform before its levels)")
             if c.ctype == b"SEGM":
                 if not seen_grow:
                     raise FormatError(f"SEGM at offset {c.offset} comes before the GROW chunk")
@@ -223,7 +226,7 @@ LAYOUTS.register(WidthChunksLayout())
 
 def truncated_file(data: bytes, *, level: Optional[int] = None, max_bytes: Optional[int] = None) -> bytes:
     """The first ``level`` levels of a width-chunks file (or as many as fit ``max_bytes``) as a
-    complete file: NHDR, ARCH and GROW rewritten for ``k`` levels, the pSNR chunk cut to ``k`` rows,
+    complete file: NHDR, ARCH and GROW rewritten for ``k`` levels, the pSNR chunk cut to ``k`` rows, XFRM kept,
     the chunks of levels 1..k copied unchanged, NEND.  Its level ``k`` decodes to the same pixels."""
     from .archs import ARCHS
     from .bitstream import unpack_arch, write_container
@@ -256,6 +259,7 @@ def truncated_file(data: bytes, *, level: Optional[int] = None, max_bytes: Optio
                 Chunk(b"GROW", GrowRecord(g.growing, g.widths[:k], g.covers[:k]).pack())]
         if psnrs:
             head.append(Chunk(b"pSNR", pack_psnr(psnrs[:k])))
+        head += [c for c in container.chunks if c.ctype == b"XFRM"]
         first = plan.levels[0].begin
         body = [c for c in container.chunks
                 if first <= c.offset < lv.end and c.ctype not in (b"meTA", b"pSNR")]

@@ -14,9 +14,11 @@ it reads TILE, decodes the payload as tensors of shape (tiles, *shape) and rende
 tile_height x tile_width image placed (and cropped) in the frame; for a PRIR stream it takes the
 prior file(s) from the caller, picks the one whose SHA-256 is the digest, parses it from the text
 of docs/priors.md (its own container walk, PHDR, ARCH, PTEN, pLRS, pMSK) and adds prior and
-residual exactly on the common power-of-two step.  It is slow (tiny files
-only) and exists to prove that the specification is complete: the tests require its bytes to
-equal both backends'.
+residual exactly on the common power-of-two step.  For an XFRM stream (format 2.3, sections 3.6
+and 4d, transforms from docs/transforms.md) it builds the permutation with its own Philox words and
+a sort, and the gamma tables with Python integers, and inverts every rendered frame before a
+level's crop.  It is slow (tiny files only) and exists to prove that the specification is complete:
+the tests require its bytes to equal both backends'.
 """
 from __future__ import annotations
 
@@ -244,7 +246,7 @@ def _segments(chunks, h: StreamHeader, g: GrowRecord) -> list[dict[bytes, bytes]
         elif ancillary or c.ctype == b"NEND":
             continue
         elif not segs:
-            assert c.ctype in (b"NHDR", b"ARCH", b"GROW"), f"critical {c.ctype!r} before the first SEGM"
+            assert c.ctype in (b"NHDR", b"ARCH", b"GROW", b"XFRM"), f"critical {c.ctype!r} before the first SEGM"
         else:
             assert c.ctype in reads, f"{c.ctype!r} in a segment of representation {h.representation}"
             assert c.ctype not in segs[-1], f"a second {c.ctype!r} in segment {len(segs) - 1}"
@@ -311,7 +313,8 @@ def _level_tensors(h: StreamHeader, r: SirenArch, g: GrowRecord, segs: list[dict
     return out
 
 
-def _widthchunks_frames(chunks, h: StreamHeader, r, frames: list[int] | None, level: int | None) -> np.ndarray:
+def _widthchunks_frames(chunks, h: StreamHeader, r, frames: list[int] | None, level: int | None,
+                        inverse) -> np.ndarray:
     assert h.arch == 0, "only SIREN grows (section 4b)"
     assert h.representation in (0, 1), "the supermask representation is not allowed in width-chunks"
     grows = [c for c in chunks if c.ctype == b"GROW"]
@@ -324,6 +327,7 @@ def _widthchunks_frames(chunks, h: StreamHeader, r, frames: list[int] | None, le
         assert h.media == 1 and g.covers[-1] <= h.frames, g.covers
     names = [c.ctype for c in chunks]
     assert names.index(b"GROW") < names.index(b"SEGM"), "GROW after a SEGM"
+    assert b"XFRM" not in names or names.index(b"XFRM") < names.index(b"SEGM"), "XFRM after a SEGM (4d)"
     segs = _segments(chunks, h, g)
     level = g.levels if level is None else level
     assert 1 <= level <= g.levels, level
@@ -333,7 +337,7 @@ def _widthchunks_frames(chunks, h: StreamHeader, r, frames: list[int] | None, le
         frames = range(cover if g.growing == 2 else h.frames)
     if g.growing == 2:
         assert all(0 <= k < cover for k in frames), (list(frames), cover)
-    out = np.stack([_siren_frame(r, h, ts, k) for k in frames])
+    out = inverse(np.stack([_siren_frame(r, h, ts, k) for k in frames]))   # 4d: invert, then crop
     if g.growing == 1:
         out = np.ascontiguousarray(out[:, :, :cover])
     return out
@@ -532,7 +536,10 @@ def _add_prior(prior: list[tuple[np.ndarray, int]],
         big_e = max((_e(i) for _, i in live), default=4)
         q = np.zeros(q_r.shape, np.int64)
         for x, i in live:
-            q = q + x * ((16 - i % 8) * 2 ** (big_e - _e(i)))      # exact: |q| < 2^55
+            q = q + x * ((16 - i % 8) * 2 ** (big_e - _e(i)))      # exact in int64: |q| < 2^55
+        if q.size and int(np.abs(q).max()) >= 2**53:                 # rule 2: exact in binary64
+            raise ValueError(f"tensor {t}: prior + residual symbol {int(np.abs(q).max())} on step 2^-{big_e} "
+                             f"is not below 2^53")
         assert step(8 * big_e) == math.ldexp(1.0, -big_e)
         out.append((q, 8 * big_e))
     return out
@@ -587,7 +594,8 @@ def _tiles_frames(chunks, h: StreamHeader, r: SirenArch, frames: list[int] | Non
                   prior: list[tuple[np.ndarray, int]] | None) -> np.ndarray:
     th, tw, rows, cols = _tile_geometry(chunks, h)
     # rule 7: the layout reads TILE (and PRIR), the representation its payload; nothing else (no SEGM)
-    reads = {b"NHDR", b"ARCH", b"NEND", b"TILE", b"PRIR", b"TDAT"} | ({b"MASK"} if h.representation == 1 else set())
+    reads = {b"NHDR", b"ARCH", b"NEND", b"TILE", b"PRIR", b"XFRM", b"TDAT"}
+    reads |= {b"MASK"} if h.representation == 1 else set()
     for c in chunks:
         if not c.ctype[0] & 0x20 and c.ctype not in reads:
             raise ValueError(f"critical chunk {c.ctype!r} is not read by a tiles stream")
@@ -610,6 +618,65 @@ def _tiles_frames(chunks, h: StreamHeader, r: SirenArch, frames: list[int] | Non
     ks = [0] if frames is None else list(frames)
     assert all(k == 0 for k in ks), ks
     return np.stack([out for _ in ks])
+
+
+# --------------------------------------------------------------------------- sections 3.6, 4d (format 2.3)
+
+XFRM_PERMUTE_STREAM = 0x5846524D00000001      # ASCII "XFRM", then the transform id 1
+GAMMA_MIN, GAMMA_MAX = 250, 4000
+
+
+def _xfrm_inverse(chunks):
+    """The XFRM chunk (at most one, 5 bytes: u8 transform, u32 param) as the map from rendered frames
+    (n, H, W, 3) to output frames; the identity without one."""
+    found = [c.data for c in chunks if c.ctype == b"XFRM"]
+    if not found:
+        return lambda out: out
+    if len(found) != 1 or len(found[0]) != 5:
+        raise ValueError("XFRM: one 5-byte chunk expected")
+    transform, param = struct.unpack("<BI", found[0])
+    if transform == 0:
+        if param != 0:
+            raise ValueError(f"XFRM: identity with param {param}, must be 0")
+        return lambda out: out
+    if transform == 1:
+        return lambda out: _unpermute(out, param)
+    if transform == 2:
+        if not GAMMA_MIN <= param <= GAMMA_MAX:
+            raise ValueError(f"XFRM: gamma exponent {param} thousandths outside [{GAMMA_MIN}, {GAMMA_MAX}]")
+        table = np.array(_gamma_inverse_table(param), np.uint8)
+        return lambda out: table[out]
+    raise ValueError(f"XFRM: transform id {transform} is not defined")
+
+
+def _unpermute(out: np.ndarray, seed: int) -> np.ndarray:
+    """permute's inverse: ``original[perm[p]] = fitted[p]``, perm sorting the positions by (key, position)."""
+    n, hh, ww, _ = out.shape
+    keys = words(seed, XFRM_PERMUTE_STREAM, hh * ww).tolist()
+    perm = np.array(sorted(range(hh * ww), key=lambda p: (keys[p], p)), np.int64)
+    flat = out.reshape(n, hh * ww, 3)
+    orig = np.empty_like(flat)
+    orig[:, perm] = flat
+    return orig.reshape(out.shape)
+
+
+def _power(r: Fraction) -> list[int]:
+    """table_r[x]: how many k in 0..254 have x^a 510^b >= (2k+1)^b 255^a (r = a/b in lowest terms)."""
+    a, b = r.numerator, r.denominator
+    rhs = [(2 * k + 1) ** b * 255**a for k in range(255)]
+    return [sum(1 for t in rhs if x**a * 510**b >= t) for x in range(256)]
+
+
+@functools.lru_cache(maxsize=None)
+def _gamma_inverse_table(param: int) -> tuple[int, ...]:
+    """G[y]: the rounded-half-up mean of {x : F[x] = y}, else table_(1/e)[y]; F = table_e, e = param/1000."""
+    e = Fraction(param, 1000)
+    fwd, back = _power(e), _power(1 / e)
+    out = []
+    for y in range(256):
+        pre = [x for x in range(256) if fwd[x] == y]
+        out.append((2 * sum(pre) + len(pre)) // (2 * len(pre)) if pre else back[y])
+    return tuple(out)
 
 
 def _affine(acc: np.ndarray, alpha: float, beta: np.ndarray) -> np.ndarray:
@@ -719,11 +786,12 @@ def reference_frames(data: bytes, frames: list[int] | None = None, level: int | 
         if h.layout not in (0, 2) or h.representation not in (0, 1):
             raise ValueError(f"PRIR in a stream of layout {h.layout}, representation {h.representation}")
         prior_tensors = _read_prior(_find_prior(prirs[0], prior), h, r, arch_payload, shapes)
+    inverse = _xfrm_inverse(chunks)
     if h.layout == 1:
-        return _widthchunks_frames(chunks, h, r, frames, level)
+        return _widthchunks_frames(chunks, h, r, frames, level, inverse)
     assert level is None, "level is for width-chunks streams only"
     if h.layout == 2:
-        return _tiles_frames(chunks, h, r, frames, prior_tensors)
+        return inverse(_tiles_frames(chunks, h, r, frames, prior_tensors))
     render = _siren_frame if h.arch == 0 else _nerv_frame
     if prior_tensors is not None:
         tdat = _one(chunks, b"TDAT")
@@ -734,4 +802,4 @@ def reference_frames(data: bytes, frames: list[int] | None = None, level: int | 
     else:
         ts = _tensors(data, h, r, shapes)
     ks = range(h.frames) if frames is None else frames
-    return np.stack([render(r, h, ts, k) for k in ks])
+    return inverse(np.stack([render(r, h, ts, k) for k in ks]))

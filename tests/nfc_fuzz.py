@@ -1,7 +1,9 @@
 """A structure-aware fuzz harness for the ``.nfc`` decoder (tests/test_fuzz.py, benchmarks/fuzz.py).
 
-A *case* is one seed file (every golden file: ``tests/golden/v2/*.nfc``, format 2.0, SIREN image
-and video and NeRV, dense and pruned; ``tests/golden/tiny*-v1.0.nfc``, format 1.0) with one to
+A *case* is one seed file (every golden file: ``tests/golden/v2/*.nfc``, formats 2.0 to 2.3: SIREN
+image and video and NeRV, dense, pruned and supermask, width-chunks, tiles, prior-coded (the prior,
+``tiny-prior.nfp``, is searched for in that folder by every operation) and XFRM streams;
+``tests/golden/tiny*-v1.0.nfc``, format 1.0) with one to
 three *mutations* applied to a structured view of it (signature, version, chunks with their
 length/type/body/CRC, bytes after ``NEND``, a cut), then serialized.  Cases are a pure function
 of ``(seed, index)`` (``make_case``), so any case can be regenerated and replayed.
@@ -15,7 +17,8 @@ Mutation kinds (``MUTATORS``; each case draws 1 (60 %), 2 (30 %) or 3 (10 %) of 
   chunk, or an ancillary chunk inserted with a bad CRC;
 * ``drop-chunk``, ``dup-chunk``, ``move-chunk``: chunk order and multiplicity;
 * ``insert-critical``: a known critical type (SEED SCAL PRIR XFRM SEGM MASK TDAT NHDR ARCH NEND)
-  with a valid record, a copied or freshly coded payload, or random bytes;
+  with a valid record (XFRM: an identity record with a random parameter, or a permute or gamma
+  record, mostly in range), a copied or freshly coded payload, or random bytes;
 * ``insert-unknown``: an unknown critical type, an unknown ancillary type, or ``meTA``;
 * ``chunk-header``: a type that is not 4 letters, or a length field that lies;
 * ``cut``, ``append``, ``version``: cut the file, add bytes after ``NEND``, change the version
@@ -70,7 +73,8 @@ give ``ChecksumError`` everywhere; a cut file ``TruncatedError``; bytes after NE
 an unknown major version ``UnsupportedVersionError``; a damaged signature ``BadSignatureError``; a
 bad chunk type ``FormatError``; an unknown critical chunk ``UnknownCriticalChunkError``; an
 unconsumed known critical chunk ``UnsupportedFeatureError`` (a second SEED or SCAL in a stream that
-uses one: ``FormatError``); and the *same outcomes and pixels as
+uses one: ``FormatError``); an XFRM record with an identity or gamma parameter out of its range
+``FieldRangeError`` (XFRM is read by every stream); and the *same outcomes and pixels as
 the seed* for an inserted ancillary chunk (valid or bad CRC), a new minor version, a ``SEGM``
 whole-segment chunk after ARCH, a TDAT re-coded with another entropy model, masks re-coded with
 another coder or an all-ones mask added, and an exact dense <-> pruned conversion.
@@ -177,6 +181,8 @@ OPS = ("probe", "probe-lenient", "numpy", "torch", "reference", "api")
 #: The independent reference decoder (tests/exact_reference.py, int64 numpy, slow) runs on format
 #: 2.x inputs the numpy backend rendered when they cost at most this many multiply-adds.
 REFERENCE_MACS = 2**26
+#: Where every operation looks for the priors that PRIR chunks name (the prior-coded seed files' prior).
+PRIOR_DIR = GOLDEN / "v2"
 KNOWN_CRITICAL = (b"NHDR", b"ARCH", b"SEGM", b"TDAT", b"MASK", b"SEED", b"SCAL", b"PRIR", b"XFRM", b"NEND")
 STRICT_OPS = ("probe", "numpy", "torch", "api")
 
@@ -608,7 +614,13 @@ def _plausible_body(ctx: Ctx, doc: Doc, ctype: bytes) -> tuple[bytes, str]:
     if ctype == b"PRIR":
         return bytes(rng.randrange(256) for _ in range(32)), "32-byte digest"
     if ctype == b"XFRM":
-        return TransformRecord(transform=0, param=rng.getrandbits(32)).pack(), "valid record"
+        transform = rng.choice((0, 0, 1, 2))
+        if transform == 0:
+            return TransformRecord(transform=0, param=rng.getrandbits(32)).pack(), "valid record"
+        if transform == 1:
+            return TransformRecord(transform=1, param=rng.getrandbits(32)).pack(), "permute record"
+        param = rng.choice((250, 1000, 1500, 2000, 4000, 249, 4001, rng.randrange(5000)))
+        return TransformRecord(transform=2, param=param).pack(), f"gamma record {param}"
     if ctype == b"SEGM":
         kind = rng.choice((0, 0, 1, 2))
         start = 0 if kind == 0 else rng.choice((0, 1, 5))
@@ -661,6 +673,12 @@ def mut_insert_critical(ctx: Ctx, doc: Doc) -> Optional[str]:
                           "probe-lenient": "info"}
         elif ctype == b"PRIR" and _reads_priors(doc):
             pass                    # consumed (format 2.3): the prior it names is not found, or the record is bad
+        elif ctype == b"XFRM":      # read by every stream (format 2.3, 4d); a second one: the container refuses
+            param = int.from_bytes(body[1:5], "little") if len(body) == 5 else None
+            if not used and param is not None and (body[0] == 0 and param != 0 or body[0] == 2 and
+                                                   not 250 <= param <= 4000):
+                ctx.expect = {"numpy": "FieldRangeError", "torch": "FieldRangeError", "api": "FieldRangeError",
+                              "probe": "info", "probe-lenient": "info"}
         elif ctype in (b"SEED", b"SCAL", b"PRIR", b"XFRM") and not (ctype in (b"PRIR", b"XFRM") and len(body) == 0):
             ctx.expect = {"numpy": "UnsupportedFeatureError", "torch": "UnsupportedFeatureError",
                           "api": "UnsupportedFeatureError", "probe": "info", "probe-lenient": "info"}
@@ -1486,7 +1504,7 @@ def evaluate(data: bytes, ops: Sequence[str] = OPS, on_op: Optional[Callable[[st
             try:  # test code, not the decoder: its exceptions are recorded, never failures
                 from exact_reference import reference_frames
 
-                frames = reference_frames(data, ref_frames)
+                frames = reference_frames(data, ref_frames, prior=PRIOR_DIR)
                 hashes[op] = hashlib.sha256(np.ascontiguousarray(frames, np.uint8).tobytes()).hexdigest()
                 outcomes[op] = "pixels"
             except Exception as exc:  # noqa: BLE001
@@ -1500,12 +1518,12 @@ def evaluate(data: bytes, ops: Sequence[str] = OPS, on_op: Optional[Callable[[st
                     media = info.header.media
                 outcomes[op] = "info"
             elif op == "api":
-                img = nfcodec.decode(data).image
+                img = nfcodec.decode(data, prior=str(PRIOR_DIR)).image
                 _check_frame(img)
                 hashes[op] = hashlib.sha256(img.tobytes()).hexdigest()
                 outcomes[op] = "pixels"
             else:
-                stream = open_stream(data, backend=op)
+                stream = open_stream(data, backend=op, priors=[str(PRIOR_DIR)])
                 want = list(range(min(2, getattr(stream, "n_frames", 0) or stream.header.frames)))
                 digest = hashlib.sha256()
                 got = []

@@ -41,3 +41,13 @@ def moving_clip(frames: int = 6, height: int = 24, width: int = 32):
         b = 200 - 120 * (xx + yy) / (width + height) + 50 * disc
         out[t] = np.clip(np.stack([r, g, b], -1), 0, 255).round().astype(np.uint8)
     return out
+
+
+def smooth_image(height: int, width: int):
+    """A smooth synthetic (height, width, 3) uint8 image (sines of the coordinates)."""
+    import numpy as np
+
+    yy, xx = np.mgrid[0:height, 0:width]
+    img = np.stack([128 + 100 * np.sin(xx / 7.0), 128 + 90 * np.cos(yy / 5.0 + xx / 11.0),
+                    128 + 60 * np.sin((xx + yy) / 9.0)], -1)
+    return np.rint(img).astype(np.uint8)

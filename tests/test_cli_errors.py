@@ -112,9 +112,9 @@ def test_limits_and_unsupported_chunks_are_one_line(tmp_path, run):
     ok = run("decode", many, "-o", tmp_path / "v.mkv", "--frames", "0:2", "--no-limits")
     assert ok.exit_code == 0 and "2 frames of 20x16" in ok.stdout
     chunks = list(read_container((V2 / "nerv-dense.nfc").read_bytes()).chunks)
-    chunks.insert(2, Chunk(b"XFRM", bytes(5)))
-    odd = tmp_path / "xfrm.nfc"
+    chunks.insert(2, Chunk(b"SEED", bytes(9)))
+    odd = tmp_path / "seed.nfc"
     odd.write_bytes(write_container(chunks))
-    _one_line(run("decode", odd, "-o", tmp_path / "w.mkv"), "critical chunk XFRM at offset 94 is not used")
+    _one_line(run("decode", odd, "-o", tmp_path / "w.mkv"), "critical chunk SEED at offset 94 is not used")
     _one_line(run("decode", V2 / "siren-image-dense.nfc", "-o", tmp_path / "x.png", "--backend", "numpy", "--device",
                   "cuda"), "the numpy backend runs on the CPU only")

@@ -6,10 +6,14 @@ Format 2.0 pixels are a function of the file, so these hashes are not machine-de
 
 Add the files of a new architecture or representation (existing files are never rewritten):
     GENERATE_EXPECTED=1 pytest tests/test_golden_v2.py
-The supermask files (format 2.1) were added with issue 10, the width-chunks ones (2.2) with issue 11.
+The supermask files (format 2.1) were added with issue 10, the width-chunks ones (2.2) with issue 11,
+the tiles, prior-coded and XFRM ones (2.3) with issue 12.  The prior the prior-coded files name,
+``tiny-prior.nfp`` (a SIREN 8x2 for 16x16 tiles), lives next to them; every decode here searches
+this folder for priors.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,6 +35,7 @@ from nfc_testdata import FAST, GOLDEN, TINY_PNG, moving_clip
 GENERATE = os.getenv("GENERATE_EXPECTED") == "1"
 FOLDER = GOLDEN / "v2"
 EXPECTED = FOLDER / "expected.json"
+PRIOR = FOLDER / "tiny-prior.nfp"
 
 NERV = CodecConfig(ModelConfig(arch="nerv", c1=4, c2=8, min_channels=4, mlp_hidden=16, pe_l=8), QuantConfig(bits=8),
                    FitConfig(epochs=40, batch_frames=2, lr=5e-3, warmup_steps=5, seed=0))
@@ -55,6 +60,13 @@ CASES = {
                                                          representation="pruned", sparsity=0.4, prune_scope="layer")),
     "siren-video-temporal-dense": ("video", SIREN_VIDEO.replace(layout="width-chunks", widths=(8, 16),
                                                                 growing="temporal")),
+    # format 2.3: the tiles layout, prior-coded weights (PRIR) and data transforms (XFRM) (issue 12)
+    "siren-image-tiles-dense": ("image", FAST.replace(layout="tiles", tile=16)),
+    "siren-image-tiles-prior-dense": ("image", FAST.replace(prior=str(PRIOR), width=8, depth=2, steps=100)),
+    # a one-tile prior-coded stream rewritten as layout single (PRIR in a single-layout stream, 4c)
+    "siren-image-single-prior-dense": ("tile16", FAST.replace(prior=str(PRIOR), width=8, depth=2, steps=100)),
+    "siren-image-permute-dense": ("image", FAST.replace(transform="permute", transform_param=7)),
+    "siren-video-gamma-dense": ("video", SIREN_VIDEO.replace(transform="gamma", transform_param=1500)),
 }
 
 
@@ -66,17 +78,51 @@ def _expected() -> dict:
     return json.loads(EXPECTED.read_text())
 
 
+def _tiny_prior() -> bytes:
+    """The prior of the prior-coded golden files: SIREN init (seed 0) of an 8x2 network, 16x16 tiles."""
+    import torch
+
+    from nfcodec.bitstream import SirenArch
+    from nfcodec.models.tiled import siren_init
+    from nfcodec.priors import pack_prior, prior_from_float
+
+    record = SirenArch(in_features=2, out_features=3, width=8, depth=2, w0_first=30.0, w0_hidden=30.0)
+    shapes = [(8, 2), (8,), (8, 8), (8,), (3, 8), (3,)]
+    tensors = [t[0].numpy() for t in siren_init(1, shapes, 30.0, torch.Generator().manual_seed(0))]
+    return pack_prior(prior_from_float("siren", record, 0, (1, 16, 16), tensors, meta={"inner_steps": 0}))
+
+
+def _as_single(data: bytes) -> bytes:
+    """A one-tile tiles stream as layout single (the TDAT is the same bytes: records carry no shapes)."""
+    from nfcodec.bitstream import Chunk, StreamHeader, read_container, write_container
+
+    c = read_container(data)
+    h = StreamHeader.unpack(c.chunks[0].data)
+    return write_container([Chunk(b"NHDR", dataclasses.replace(h, layout=0).pack())]
+                           + [x for x in c.chunks[1:] if x.ctype != b"TILE"], version=c.version)
+
+
+def _source(kind: str) -> np.ndarray:
+    if kind == "video":
+        return moving_clip(4, 16, 20)
+    image = load_image(TINY_PNG)
+    return np.ascontiguousarray(image[:16, 8:24]) if kind == "tile16" else image
+
+
 @pytest.mark.skipif(not GENERATE, reason="set GENERATE_EXPECTED=1 to regenerate golden files")
 def test_generate_golden_v2():
     FOLDER.mkdir(exist_ok=True)
     table = _expected() if EXPECTED.exists() else {}
+    if not PRIOR.exists():
+        PRIOR.write_bytes(_tiny_prior())
     for name, (kind, config) in CASES.items():
         if name in table:
             continue
-        source = load_image(TINY_PNG) if kind == "image" else moving_clip(4, 16, 20)
-        r = nfcodec.encode(source, config=config, metadata=False, fps=None if kind == "image" else Fraction(25))
+        r = nfcodec.encode(_source(kind), config=config, metadata=False, fps=Fraction(25) if kind == "video" else None)
+        if kind == "tile16":
+            r = dataclasses.replace(r, data=_as_single(r.data))
         (FOLDER / f"{name}.nfc").write_bytes(r.data)
-        frames = [r.reconstruction] if kind == "image" else list(r.reconstruction)
+        frames = list(r.reconstruction) if kind == "video" else [r.reconstruction]
         table[name] = {"file_sha256": _sha(r.data), "bytes": len(r.data), "psnr": r.psnr,
                        "frames_sha256": [_sha(f.tobytes()) for f in frames]}
     EXPECTED.write_text(json.dumps(table, indent=2) + "\n")
@@ -89,9 +135,9 @@ def test_golden_v2_decodes_to_its_pixels(name, backend):
     data = (FOLDER / f"{name}.nfc").read_bytes()
     assert _sha(data) == want["file_sha256"] and len(data) == want["bytes"]
     if backend == "reference":
-        frames = list(reference_frames(data))
+        frames = list(reference_frames(data, prior=FOLDER))
     else:
-        stream = open_stream(data, backend=backend)
+        stream = open_stream(data, backend=backend, priors=[str(FOLDER)])
         frames = [f for _, f in stream.frames(range(stream.header.frames))]
     assert [_sha(np.ascontiguousarray(f).tobytes()) for f in frames] == want["frames_sha256"]
 
@@ -112,7 +158,7 @@ def test_golden_v2_every_level_and_cut(name):
                 assert s.level == lv.index and np.array_equal(got, np.asarray(want))
 
 
-@pytest.mark.parametrize("name", ["siren-video-dense", "nerv-pruned"])
+@pytest.mark.parametrize("name", ["siren-video-dense", "nerv-pruned", "siren-video-gamma-dense"])
 def test_golden_v2_random_access(name):
     want = _expected()[name]["frames_sha256"]
     data = (FOLDER / f"{name}.nfc").read_bytes()

@@ -92,7 +92,6 @@ def test_in_memory_video_decodes_are_bounded():
 UNUSED = {
     b"SEED": SeedRecord(0, 7).pack(),
     b"SCAL": b"\x00",
-    b"XFRM": TransformRecord(0, 0).pack(),
     b"MASK": b"\x00",
 }
 
@@ -114,6 +113,21 @@ def test_prir_in_a_dense_stream_needs_its_prior():
     chunks.insert(2, Chunk(b"PRIR", PriorRef(bytes(32)).pack()))
     with pytest.raises(PriorNotFoundError, match="this stream needs prior 0{64}; not found"):
         nfcodec.decode(write_container(chunks))
+
+
+def test_xfrm_is_read_by_every_stream():
+    """Format 2.3 (format.md 4d): an identity XFRM decodes as no chunk; a bad one is a field-range error."""
+    from nfcodec.bitstream.errors import FieldRangeError
+
+    chunks = list(read_container((V2 / "siren-image-dense.nfc").read_bytes()).chunks)
+    plain = nfcodec.decode(write_container(chunks)).image
+    for body, ok in ((TransformRecord(0, 0).pack(), True), (TransformRecord(0, 1).pack(), False)):
+        data = write_container(chunks[:2] + [Chunk(b"XFRM", body)] + chunks[2:])
+        if ok:
+            assert nfcodec.decode(data).image.tobytes() == plain.tobytes()
+        else:
+            with pytest.raises(FieldRangeError, match=r"XFRM.param=1 outside \[0, 0\] for transform identity"):
+                nfcodec.decode(data)
 
 
 def test_seed_in_a_pruned_stream_is_refused():

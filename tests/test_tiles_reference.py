@@ -11,6 +11,7 @@ both.
 from __future__ import annotations
 
 import dataclasses
+import re
 import hashlib
 import struct
 import zlib
@@ -20,6 +21,7 @@ import pytest
 
 import nfcodec
 from exact_reference import PRIOR_SIGNATURE, reference_frames
+from nfc_testdata import smooth_image
 from nfcodec.bitstream import (Chunk, CodedTensor, FormatError, StreamHeader, decode_tensors, encode_tensors,
                                read_container, write_container)
 from nfcodec.bitstream.headers import SirenArch
@@ -44,10 +46,7 @@ def _one_thread(fn, *args, **kwargs):
 @pytest.fixture(scope="module")
 def image() -> np.ndarray:
     """A smooth 27 x 40 image: 2 x 3 tiles of 16, the last row and column cut (11 rows, 8 columns)."""
-    yy, xx = np.mgrid[0:27, 0:40]
-    img = np.stack([128 + 100 * np.sin(xx / 7.0), 128 + 90 * np.cos(yy / 5.0 + xx / 11.0),
-                    128 + 60 * np.sin((xx + yy) / 9.0)], -1)
-    return np.rint(img).astype(np.uint8)
+    return smooth_image(27, 40)
 
 
 def _prior_bytes(seed: int = 0, record: SirenArch = RECORD) -> bytes:
@@ -277,3 +276,43 @@ def test_segm_in_a_tiles_stream_is_refused(prior_coded, prior_path):
     _refused(data, prior_path, "critical chunk b'SEGM' is not read by a tiles stream")
     with pytest.raises(UnsupportedFeatureError, match="SEGM"):
         nfcodec.decode(data, prior=str(prior_path))
+
+
+def _pten_step(pten: bytes, index: int, step: int) -> bytes:
+    """A PTEN body (per tensor: u8 step, u32 count, count x i32) with tensor ``index`` on ``step``."""
+    out, pos, t = bytearray(pten), 0, 0
+    while pos < len(pten):
+        count = struct.unpack_from("<I", pten, pos + 1)[0]
+        if t == index:
+            out[pos] = step
+        pos, t = pos + 5 + 4 * count, t + 1
+    return bytes(out)
+
+
+def test_summed_symbol_of_2_53_is_refused(prior_coded, prior_path, tmp_path):
+    """4c rule 2: prior + residual must stay below 2^53 on the common step (a bias is not otherwise
+    bounded, and beyond 2^53 its value would not be exact in binary64).  The prior's b_2 on step 159
+    (E = 23) and a residual of 2^30 + 2^20 on step 0 (times 16 * 2^19) give |q| > 2^53 + 2^42."""
+    bad_prior = _pack_nfp(_edit(_nfp_chunks(prior_path.read_bytes()), b"PTEN", lambda d: _pten_step(d, 3, 159)))
+    (tmp_path / "p.nfp").write_bytes(bad_prior)
+
+    def edit(chunks):
+        chunks = [Chunk(b"PRIR", hashlib.sha256(bad_prior).digest()) if c.ctype == b"PRIR" else c for c in chunks]
+        i = next(k for k, c in enumerate(chunks) if c.ctype == b"TDAT")
+        tensors = decode_tensors(chunks[i].data)
+        t = tensors[3]
+        tensors[3] = CodedTensor(t.index, 0, np.full(t.symbols.size, 2**30 + 2**20, np.int64))
+        chunks[i] = Chunk(b"TDAT", encode_tensors(tensors))
+        return chunks
+
+    data = _rewrite(prior_coded, edit)
+    pattern = r"tensor 3: prior \+ residual symbol \d+ on step 2\^-23 is not below 2\^53"
+    with pytest.raises(ValueError, match=pattern) as e:
+        reference_frames(data, prior=bad_prior)
+    top = re.search(r"symbol (\d+)", str(e.value)).group(1)
+    assert int(top) > 2**53 + 2**42
+    for backend in BACKENDS:
+        with pytest.raises(FormatError) as e:
+            nfcodec.decode(data, backend=backend, prior=str(tmp_path / "p.nfp"))
+        assert str(e.value) == (f"tensor 3: prior + residual has a symbol of magnitude {top} on step 2^-23; "
+                                "prior-coded symbols must be below 2^53 (exact in binary64)")
