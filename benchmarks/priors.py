@@ -8,6 +8,7 @@ a run resumes):
   ``--preset default --no-prior --bpp B`` (the scratch reference: today's default) and
   ``--preset fast --prior P --bpp B`` (and, with ``--steps``, the prior at other Adam step
   counts, to find the fewest steps that reach the reference PSNR).
+* ``fit``: the tiles fit's settings (``--knobs``) from the prior on the validation image kodim12.
 * ``rd``: at equal Adam steps, the prior against the same tiled architecture fitted from scratch
   (SIREN init) at several rates (``--rates``): BD-rate of prior vs scratch per image.
 
@@ -16,6 +17,7 @@ trained on kodim07-kodim12 and ``../shared/data/images``, docs/priors.md); use k
 
     python benchmarks/priors.py --part speed --images kodim01,kodim02 --bpp 0.4
     python benchmarks/priors.py --part rd --images kodim01,kodim02 --rates 0.2,0.3,0.4,0.6 --steps 300
+    python benchmarks/priors.py --part fit --images kodim12 --knobs '[{"tile_steps": 1000}, {"tile_steps": 3000}]'
     python benchmarks/priors.py --summary
 
 Numbers go to docs/benchmarks.md ("Fast encoding from learned priors (issue 12)").
@@ -95,6 +97,20 @@ def rd(args: argparse.Namespace) -> None:
                 _append(out, row)
 
 
+def fit(args: argparse.Namespace) -> None:
+    """The tiles fit's settings from the prior on the validation image (kodim12: neither trained on
+    nor evaluated), one JSON knob set per ``--knobs`` entry, at ``--bpp``."""
+    out = OUT / "fit.jsonl"
+    done = {(r["image"], json.dumps(r["knobs"], sort_keys=True)) for r in _load(out)}
+    for name in args.images:
+        image = DATA / "kodak" / f"{name}.png"
+        for knobs in args.knobs:
+            if (name, json.dumps(knobs, sort_keys=True)) in done:
+                continue
+            kw = {"preset": "fast", "prior": args.prior, "bpp": args.bpp, **knobs}
+            _append(out, {"image": name, "knobs": knobs, "target_bpp": args.bpp, **_encode(image, **kw)})
+
+
 def summary(args: argparse.Namespace) -> None:
     from nfcodec.bdrate import bd_rate
 
@@ -108,6 +124,12 @@ def summary(args: argparse.Namespace) -> None:
                 rel = f"{r['seconds'] / ref['seconds']:.0%}" if ref else ""
                 dp = f"{r['psnr'] - ref['psnr']:+.2f}" if ref else ""
                 print(f"| {name} | {r['config']} | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['seconds']:.1f} | {rel} | {dp} |")
+    rows = _load(OUT / "fit.jsonl")
+    if rows:
+        print("\n| image | tiles fit settings | bpp | PSNR (dB) | encode (s) |")
+        print("|---|---|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['image']} | `{json.dumps(r['knobs'])}` | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['seconds']:.1f} |")
     rows = _load(OUT / "rd.jsonl")
     if rows:
         print("\n| image | BD-rate prior vs scratch (equal steps) | points |")
@@ -152,7 +174,9 @@ def _plot(rows: list[dict]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["speed", "rd"])
+    ap.add_argument("--part", choices=["speed", "rd", "fit"])
+    ap.add_argument("--knobs", type=json.loads, default=[{}],
+                    help='--part fit: a JSON list of knob sets, e.g. \'[{"tile_steps": 2000}]\'')
     ap.add_argument("--summary", action="store_true")
     ap.add_argument("--images", type=lambda s: s.split(","), default=["kodim01", "kodim02"])
     ap.add_argument("--prior", default="default")
@@ -166,6 +190,8 @@ def main() -> None:
     elif args.part == "rd":
         args.steps = args.steps or [300]
         rd(args)
+    elif args.part == "fit":
+        fit(args)
     if args.summary:
         summary(args)
 

@@ -85,6 +85,8 @@ _floats = _number_list(float, "0.1,0.2,0.4,0.8")
 @click.option("--tile", type=click.IntRange(8, 4096), help="tiles layout without a prior: tile side in pixels.")
 @click.option("--adapt-steps", type=click.IntRange(0), help="With a prior: its Meta-SGD steps before Adam "
                                                              "(default: the prior's own K).")
+@click.option("--tile-steps", type=click.IntRange(0), help="tiles layout: Adam steps of the tiles fit "
+                                                           "(default: the preset's; 0: --steps).")
 @click.option("--transform", type=click.Choice(["none", "permute", "gamma"]),
               help="Fit a transformed copy of the frames and store the transform (XFRM); decoders invert it. "
                    "permute: seeded pixel permutation; gamma: power law per sample (default none; see "

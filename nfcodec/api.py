@@ -83,6 +83,8 @@ def encode(source: PathLike | np.ndarray | Video, output: PathLike | None = None
         check_output_path(output, overwrite=overwrite, inputs=inputs)
     video = isinstance(media, Video)
     cfg = _resolve_config(preset, config, video, knobs)
+    if cfg.tiles.prior == "auto":
+        cfg = dataclasses.replace(cfg, tiles=dataclasses.replace(cfg.tiles, prior=_auto_prior(cfg, video, knobs)))
     if cfg.tiles.prior and cfg.layout != "tiles":
         if cfg.layout != "single":
             raise ConfigError(f"layout {cfg.layout} cannot be coded from a prior (the tiles layout is)")
@@ -123,6 +125,21 @@ def encode(source: PathLike | np.ndarray | Video, output: PathLike | None = None
     if output is not None:
         result.save(output, overwrite=overwrite, inputs=inputs)
     return result
+
+
+def _auto_prior(cfg: CodecConfig, video: bool, knobs: dict[str, Any]) -> str:
+    """A preset's ``prior="auto"``: ``default`` where the packaged prior applies, else ``""``
+    (scratch): an image, a default prior installed, and no layout, representation or
+    architecture chosen that cannot be coded from it."""
+    from .priors import default_prior
+    from .variants import REPRESENTATIONS
+
+    given = {k for k, v in knobs.items() if v is not None}
+    if video or cfg.model.arch != "siren" or ("layout" in given and cfg.layout != "tiles"):
+        return ""
+    if not getattr(REPRESENTATIONS.by_name(cfg.representation), "priors", False):
+        return ""
+    return "default" if default_prior(0) is not None else ""
 
 
 def _load_media(source: PathLike | np.ndarray, frames: Any, resize: Any,
