@@ -129,13 +129,15 @@ def encode(source: PathLike | np.ndarray | Video, output: PathLike | None = None
 
 def _auto_prior(cfg: CodecConfig, video: bool, knobs: dict[str, Any]) -> str:
     """A preset's ``prior="auto"``: ``default`` where the packaged prior applies, else ``""``
-    (scratch): an image, a default prior installed, and no layout, representation or
-    architecture chosen that cannot be coded from it."""
+    (scratch): an image, a default prior installed, no layout chosen but tiles, and no
+    representation, architecture, width or depth chosen (the prior fixes the network)."""
     from .priors import default_prior
     from .variants import REPRESENTATIONS
 
     given = {k for k, v in knobs.items() if v is not None}
     if video or cfg.model.arch != "siren" or ("layout" in given and cfg.layout != "tiles"):
+        return ""
+    if given & (SIZE_KNOBS | {"arch", "representation"}):   # a network chosen: the prior would ignore it
         return ""
     if not getattr(REPRESENTATIONS.by_name(cfg.representation), "priors", False):
         return ""

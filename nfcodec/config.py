@@ -317,8 +317,12 @@ SIZE_KNOBS = frozenset({"width", "depth", "c1", "c2", "min_channels", "mlp_hidde
 
 # Presets, tuned on a 2-core CPU for Kodak-sized (768x512) images; see docs/benchmarks.md.
 PRESETS: dict[str, CodecConfig] = {
-    # Quick look: about 40 s for a 768x512 image on 2 CPU cores.
-    "fast": CodecConfig(ModelConfig(width=48, depth=4), QuantConfig(bits=10), FitConfig(steps=1000, lr=2e-3)),
+    # Quick look.  Images: 64x64 tiles from the packaged default-image prior (prior="auto": where it
+    # applies), 2000 batched tile steps, about 30 s for 768x512 on 2 CPU cores (docs/benchmarks.md,
+    # "Fast encoding from learned priors"); elsewhere (--no-prior, other layouts, supermask) one
+    # SIREN 48x4 fitted from scratch in 1000 steps, about 40 s.
+    "fast": CodecConfig(ModelConfig(width=48, depth=4), QuantConfig(bits=10), FitConfig(steps=1000, lr=2e-3),
+                        tiles=TileConfig(prior="auto", tile_steps=2000)),
     # The default trade-off: about 2 minutes for 768x512 on 2 CPU cores (~0.35 bpp on Kodak).
     "default": CodecConfig(ModelConfig(width=64, depth=5), QuantConfig(bits=10), FitConfig(steps=3000, lr=2e-3)),
     # More parameters and steps: higher rate and quality; ~10 minutes for 768x512 on CPU (use a GPU).
