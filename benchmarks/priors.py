@@ -16,7 +16,7 @@ The prior's training images never include the images measured here (the default 
 trained on kodim07-kodim12 and ``../shared/data/images``, docs/priors.md); use kodim01-kodim06.
 
     python benchmarks/priors.py --part speed --images kodim01,kodim02 --bpp 0.4
-    python benchmarks/priors.py --part rd --images kodim01,kodim02 --rates 0.2,0.3,0.4,0.6 --steps 300
+    python benchmarks/priors.py --part rd --images kodim01,kodim02 --rates 0.2,0.4,0.8 --steps 2000
     python benchmarks/priors.py --part fit --images kodim12 --knobs '[{"tile_steps": 1000}, {"tile_steps": 3000}]'
     python benchmarks/priors.py --summary
 
@@ -93,7 +93,7 @@ def rd(args: argparse.Namespace) -> None:
                 if (name, label, bpp) in done:
                     continue
                 row = {"image": name, "config": label, "target_bpp": bpp, "steps": args.steps[0],
-                       **_encode(image, preset="fast", steps=args.steps[0], bpp=bpp, **kw)}
+                       **_encode(image, preset="fast", tile_steps=args.steps[0], bpp=bpp, **kw)}
                 _append(out, row)
 
 
@@ -183,7 +183,7 @@ def main() -> None:
     ap.add_argument("--bpp", type=float, default=0.4)
     ap.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")], default=[0.2, 0.3, 0.4, 0.6])
     ap.add_argument("--steps", type=lambda s: [int(x) for x in s.split(",")], default=None)
-    ap.add_argument("--scratch-lr", type=float, default=3e-3)
+    ap.add_argument("--scratch-lr", type=float, default=2e-3)
     args = ap.parse_args()
     if args.part == "speed":
         speed(args)

@@ -84,7 +84,7 @@ def encode(source: PathLike | np.ndarray | Video, output: PathLike | None = None
     video = isinstance(media, Video)
     cfg = _resolve_config(preset, config, video, knobs)
     if cfg.tiles.prior == "auto":
-        cfg = dataclasses.replace(cfg, tiles=dataclasses.replace(cfg.tiles, prior=_auto_prior(cfg, video, knobs)))
+        cfg = dataclasses.replace(cfg, tiles=dataclasses.replace(cfg.tiles, prior=_auto_prior(cfg, video, knobs, bpp, psnr)))
     if cfg.tiles.prior and cfg.layout != "tiles":
         if cfg.layout != "single":
             raise ConfigError(f"layout {cfg.layout} cannot be coded from a prior (the tiles layout is)")
@@ -127,10 +127,18 @@ def encode(source: PathLike | np.ndarray | Video, output: PathLike | None = None
     return result
 
 
-def _auto_prior(cfg: CodecConfig, video: bool, knobs: dict[str, Any]) -> str:
+#: A preset's ``prior="auto"`` applies from this ``--bpp`` target up (and without a target): below
+#: it the fixed tiled network of the default prior, quantized coarser, loses to a scratch SIREN
+#: sized by rate control (docs/benchmarks.md, "Fast encoding from learned priors").
+AUTO_PRIOR_MIN_BPP = 0.3
+
+
+def _auto_prior(cfg: CodecConfig, video: bool, knobs: dict[str, Any], bpp: float | None = None,
+                psnr: float | None = None) -> str:
     """A preset's ``prior="auto"``: ``default`` where the packaged prior applies, else ``""``
-    (scratch): an image, a default prior installed, no layout chosen but tiles, and no
-    representation, architecture, width or depth chosen (the prior fixes the network)."""
+    (scratch): an image, a default prior installed, no layout chosen but tiles, no
+    representation, architecture, width or depth chosen (the prior fixes the network), no
+    ``psnr`` target and no ``bpp`` target below :data:`AUTO_PRIOR_MIN_BPP`."""
     from .priors import default_prior
     from .variants import REPRESENTATIONS
 
@@ -138,6 +146,8 @@ def _auto_prior(cfg: CodecConfig, video: bool, knobs: dict[str, Any]) -> str:
     if video or cfg.model.arch != "siren" or ("layout" in given and cfg.layout != "tiles"):
         return ""
     if given & (SIZE_KNOBS | {"arch", "representation"}):   # a network chosen: the prior would ignore it
+        return ""
+    if psnr is not None or (bpp is not None and bpp < AUTO_PRIOR_MIN_BPP):
         return ""
     if not getattr(REPRESENTATIONS.by_name(cfg.representation), "priors", False):
         return ""

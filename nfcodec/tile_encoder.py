@@ -239,6 +239,11 @@ def encode_tiles(frames: np.ndarray, media: int, fps: Fraction, config: Any, *, 
         budget = int(math.floor(bpp * pixels / 8))
         floor = int(math.ceil(0.95 * bpp * pixels / 8))
         steps, _ = search_budget(problem, start, budget, min_bytes=floor)
+        smallest = len(file_bytes(steps))
+        if smallest > budget:
+            raise ConfigError(f"bpp={bpp} is {budget} bytes for {pixels} pixels; the smallest tiles file "
+                              f"({grid.count} tiles) is {smallest} bytes: ask for at least "
+                              f"{8 * smallest / pixels:.3g} bpp, or use --no-prior")
         rc = {"mode": "bpp", "target": bpp}
     elif psnr is not None:
         steps, _ = search_quality(problem, start, 255.0 ** 2 / 10 ** (psnr / 10))

@@ -185,3 +185,46 @@ def test_cli_prior_flags(tmp_path):
     assert r.exit_code == 0 and (tmp_path / "t.png").exists()
     r = runner.invoke(cli, ["encode", str(TINY_PNG), "-o", str(out), "--prior", str(path), "--no-prior", "-f"])
     assert r.exit_code == 2 and "give --prior or --no-prior, not both" in r.output
+
+
+# --------------------------------------------------------------------------- the packaged prior and the presets
+def test_packaged_default_image_prior_is_held_out_of_evaluation():
+    from nfcodec.priors import default_prior
+
+    prior = default_prior(0)
+    assert prior is not None and prior.name == "default-image"
+    assert (prior.arch, prior.media, prior.size) == ("siren", 0, (1, 64, 64))
+    assert (prior.record.width, prior.record.depth) == (12, 3)
+    assert prior.nbytes < 64 * 1024
+    assert prior.meta["test_time_rescale"] is True and prior.meta["inner_steps"] == 16
+    trained = " ".join(map(str, prior.meta["data"])) + " " + str(prior.meta["command"])
+    for held_out in ("kodim01", "kodim02", "kodim03", "kodim04", "kodim05", "kodim06", "kodim12"):
+        assert held_out not in trained
+
+
+@pytest.mark.parametrize("video, knobs, bpp, psnr, expected", [
+    (False, {}, None, None, "default"),
+    (False, {}, 0.4, None, "default"),
+    (False, {}, 0.29, None, ""),             # below AUTO_PRIOR_MIN_BPP: a scratch SIREN measures better
+    (False, {}, None, 30.0, ""),
+    (False, {"width": 32}, 0.4, None, ""),   # a network chosen
+    (False, {"representation": "pruned"}, None, None, ""),
+    (False, {"layout": "width-chunks"}, None, None, ""),
+    (False, {"layout": "tiles"}, None, None, "default"),
+    (True, {}, None, None, ""),
+])
+def test_auto_prior_applies_only_where_it_measured_better(video, knobs, bpp, psnr, expected):
+    from nfcodec.api import _auto_prior
+    from nfcodec.config import get_preset
+
+    cfg = get_preset("fast").replace(**knobs)
+    assert cfg.tiles.prior == "auto" and cfg.tiles.tile_steps == 2000
+    assert _auto_prior(cfg, video, knobs, bpp, psnr) == expected
+
+
+def test_a_bpp_below_the_smallest_tiles_file_is_refused(tmp_path):
+    path = make_prior(tmp_path)
+    img = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    with pytest.raises(nfcodec.ConfigError, match=r"^bpp=0.4 is 12 bytes for 256 pixels; the smallest tiles file "
+                                                   r"\(1 tiles\) is \d+ bytes: ask for at least [\d.]+ bpp, or use --no-prior$"):
+        nfcodec.encode(img, preset="fast", prior=str(path), tile_steps=5, bpp=0.4)
