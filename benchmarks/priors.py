@@ -68,7 +68,7 @@ def speed(args: argparse.Namespace) -> None:
         for steps in args.steps or [0]:
             kw = dict(preset="fast", prior=args.prior, bpp=args.bpp)
             if steps:
-                kw["steps"] = steps
+                kw["tile_steps"] = steps
             runs.append((f"prior-fast{'-%d' % steps if steps else ''}", kw))
         for label, kw in runs:
             if (name, label) in done:

@@ -239,11 +239,6 @@ def encode_tiles(frames: np.ndarray, media: int, fps: Fraction, config: Any, *, 
         budget = int(math.floor(bpp * pixels / 8))
         floor = int(math.ceil(0.95 * bpp * pixels / 8))
         steps, _ = search_budget(problem, start, budget, min_bytes=floor)
-        smallest = len(file_bytes(steps))
-        if smallest > budget:
-            raise ConfigError(f"bpp={bpp} is {budget} bytes for {pixels} pixels; the smallest tiles file "
-                              f"({grid.count} tiles) is {smallest} bytes: ask for at least "
-                              f"{8 * smallest / pixels:.3g} bpp, or use --no-prior")
         rc = {"mode": "bpp", "target": bpp}
     elif psnr is not None:
         steps, _ = search_quality(problem, start, 255.0 ** 2 / 10 ** (psnr / 10))
@@ -252,6 +247,10 @@ def encode_tiles(frames: np.ndarray, media: int, fps: Fraction, config: Any, *, 
         lam = problem.bpp(start) / max(problem.mse(start), 1e-6) if config.quant.rd_lambda <= 0 else config.quant.rd_lambda
         steps, _ = search_lagrangian(problem, start, lam)
     data = file_bytes(steps)
+    if bpp is not None and len(data) > budget:   # every tensor at its coarsest step and still over
+        raise ConfigError(f"bpp={bpp} is {budget} bytes for {pixels} pixels; the smallest tiles file "
+                          f"({grid.count} tiles) is {len(data)} bytes: ask for at least "
+                          f"{8 * len(data) / pixels:.3g} bpp, or use --no-prior")
     decoded = decode_bytes(data, priors=paths)
     if meta is not None:
         meta["adapt_seconds"] = round(t_adapt, 3)
