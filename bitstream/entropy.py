@@ -21,6 +21,10 @@ id  name       params                                     integer counts over [l
 1   histogram  svarint lo, uvarint K, K × uvarint count   the counts (they MUST sum to n)
 2   laplace    svarint lo, uvarint K, u16 j               c_k = floor(t_|k| · 2**20) + 1
 3   gaussian   svarint lo, uvarint K, svarint mu, u32 j   c_k = floor(g_|k-mu| · 2**20) + 1
+4   checker-   uvarint c, uvarint h, uvarint w,           anchors: laplace(lo_a, K_a, j_a);
+    board      svarint lo_a, uvarint K_a, u16 j_a,        residuals of context bin b:
+               svarint lo_r, uvarint K_r, u8 B,           laplace(lo_r, K_r, j_b)
+               B × u16 j_b                                (spatial context, see below)
 ==  =========  =========================================  ===================================
 
 For ``laplace``, θ = 1 - j/4096 (j in [1, 4095], exact in float64), t_0 = 1.0 and
@@ -31,13 +35,37 @@ g_m = g_{m-1} · r_{m-1} (so g_m ≈ ρ**(m²) = exp(-m²/2σ²) with ρ = exp(-
 IEEE float64 rounding per product, in that order.  For K >= 2 the symbols ``s - lo`` are coded with
 ``Categorical(counts as float64, perfect=False)`` and an ``AnsCoder``: the encoder calls
 ``encode_reverse`` on the whole tensor, the decoder ``AnsCoder(words).decode(model, n)``.
+
+``checkerboard`` codes a stack of 2-D planes (latent grids) with a spatial context.  Rules:
+
+* ``c * h * w`` MUST equal ``n`` and ``c, h, w >= 1`` (checked before anything is allocated);
+  ``1 <= K_a, K_r <= MAX_ALPHABET``; ``[lo_a, lo_a + K_a - 1]`` and ``[lo_r, lo_r + K_r - 1]``
+  MUST lie in the int32 range; ``1 <= B <= 16``; ``j_a`` and every ``j_b`` in [1, 4095] (also
+  when the part they describe codes nothing).  The tables are ``laplace_counts(lo_a, K_a, j_a)``
+  and ``laplace_counts(lo_r, K_r, j_b)``, exactly as for ``laplace``.
+* The symbols, in C order, are the planes ``S[c][y][x]``.  *Anchors* are the positions with
+  ``y + x`` even, *non-anchors* those with ``y + x`` odd.  The four neighbours ``N = (y-1, x)``,
+  ``S = (y+1, x)``, ``W = (y, x-1)``, ``E = (y, x+1)`` of a non-anchor are anchors; one outside
+  the plane counts as 0.  In integers (``//`` is floor division):
+  ``mu = (N + S + W + E + 2) // 4``, ``A = |N-mu| + |S-mu| + |W-mu| + |E-mu|``,
+  ``bin = min(B - 1, bit_length(A))`` (bit_length(0) = 0, 1 -> 1, 2..3 -> 2, 4..7 -> 3, ...).
+  A non-anchor ``s`` is coded as the residual ``r = s - mu``, ``r`` in ``[lo_r, lo_r + K_r)``.
+* One ``AnsCoder`` holds, in decoding order: every anchor of every plane in C order (symbol
+  ``s - lo_a``, anchor table; nothing when ``K_a == 1``: every anchor is ``lo_a``), then for
+  ``b = 0 .. B-1`` the residuals of the non-anchors whose bin is ``b``, in C order (symbol
+  ``r - lo_r``, table ``j_b``; nothing when ``K_r == 1``: every residual is ``lo_r``).  The
+  encoder calls ``encode_reverse`` per group in the reverse of this order.  The coder MUST be
+  exactly empty afterwards, and every decoded ``mu + r`` MUST lie in the int32 range.
+* An encoder only uses this model when it knows the tensor's planes (``CodedTensor.shape``
+  of ``(h, w)`` or ``(c, h, w)``, ``h, w >= 2``, ``n >= 16``).
 """
 from __future__ import annotations
 
 import math
+import operator
 import struct
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, NamedTuple, Optional, Sequence
 
 import constriction
@@ -54,6 +82,7 @@ __all__ = [
     "ENTROPY_MODELS",
     "laplace_counts",
     "gaussian_counts",
+    "checkerboard_context",
     "encode_tensors",
     "decode_tensors",
     "tensor_report",
@@ -81,15 +110,19 @@ class CodedTensor:
         index: Position in the architecture's canonical parameter order.
         step: Index into the quantization-step table, in [0, 255].
         symbols: The integer symbols, flattened to a read-only 1-D int32 array (a copy).
+        shape: Encoder-side geometry hint (keyword; not stored by itself, ignored by ``==``):
+            ``(h, w)`` or ``(c, h, w)`` lets the ``checkerboard`` model code the tensor as
+            planes; ``()`` (the default) means unknown.  Decoded tensors have ``()``.
 
     Raises:
         ValueError: ``index`` or ``step`` out of range, or symbols outside int32.
-        TypeError: ``symbols`` is not an integer array.
+        TypeError: ``symbols`` is not an integer array, or ``shape`` not a tuple of ints.
     """
 
     index: int
     step: int
     symbols: np.ndarray
+    shape: tuple = field(default=(), kw_only=True)
 
     def __post_init__(self) -> None:
         if not 0 <= self.index < 2**64 or not 0 <= self.step <= 255:
@@ -102,6 +135,11 @@ class CodedTensor:
         symbols = np.array(raw, dtype=np.int32).reshape(-1)  # always a private copy
         symbols.setflags(write=False)
         object.__setattr__(self, "symbols", symbols)
+        try:
+            shape = tuple(operator.index(d) for d in self.shape)
+        except TypeError:
+            raise TypeError(f"CodedTensor {self.index}: shape must be a tuple of ints, got {self.shape!r}") from None
+        object.__setattr__(self, "shape", shape)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CodedTensor):
@@ -124,11 +162,13 @@ class EntropyModel(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def fit(self, symbols: np.ndarray) -> Optional[Any]:
+    def fit(self, symbols: np.ndarray, shape: tuple = ()) -> Optional[Any]:
         """Choose parameters for a tensor.
 
         Args:
             symbols: 1-D int32 array.
+            shape: The tensor's geometry hint (:attr:`CodedTensor.shape`); only models that
+                code planes use it.
 
         Returns:
             The parameters, or None if the model cannot code this tensor.
@@ -159,7 +199,56 @@ class EntropyModel(ABC):
 
         Returns:
             ``(lo, counts)``; ``len(counts) == 1`` means nothing needs coding.
+
+        Raises:
+            NotImplementedError: The model has no single table (it overrides
+                :meth:`encode_words` and :meth:`decode_symbols`).
         """
+
+    def encode_words(self, params: Any, symbols: np.ndarray) -> np.ndarray:
+        """The ANS words of a tensor (empty when nothing needs coding).
+
+        The default codes every symbol with the one table of :meth:`probabilities`.
+
+        Args:
+            params: Parameters from :meth:`fit` (or :meth:`read_params`).
+            symbols: 1-D integer array the parameters fit.
+
+        Returns:
+            uint32 array of words.
+        """
+        lo, probs = self.probabilities(params)
+        if probs.size == 1 or symbols.size == 0:
+            return np.zeros(0, dtype=np.uint32)
+        coder = _AnsCoder()
+        coder.encode_reverse((symbols.astype(np.int64) - lo).astype(np.int32), _Categorical(probs, perfect=False))
+        return coder.get_compressed()
+
+    def decode_symbols(self, params: Any, words: np.ndarray, n: int, *, where: str = "tensor") -> np.ndarray:
+        """Decode ``n`` symbols from a record's words.
+
+        Args:
+            params: Parameters from :meth:`read_params` (checked against ``n``).
+            words: The record's uint32 words.
+            n: Number of symbols.
+            where: The record, for messages.
+
+        Returns:
+            int64 array of ``n`` symbols, all in the int32 range.
+
+        Raises:
+            FormatError: Words the ANS decoder rejects, words left over, or words where
+                nothing is coded.
+        """
+        lo, probs = self.probabilities(params)
+        if probs.size == 1 or n == 0:
+            if words.size:
+                raise FormatError(f"{where}: n_words={words.size}, must be 0 when nothing is coded")
+            return np.full(n, lo, dtype=np.int64)
+        coder = _ans_decoder(words, where)
+        offsets = _ans_decode(coder, probs, n, where)
+        _check_empty(coder, n, where)
+        return offsets.astype(np.int64) + lo
 
 
 _TABLE: Registry[EntropyModel] = Registry("entropy model")
@@ -193,11 +282,12 @@ def _smallest_coded(model: "EntropyModel", symbols: np.ndarray, costs: dict[int,
     return min((params(j) for j in best), key=lambda p: (_coded_bytes(model, p, symbols), p.j))
 
 
-def _read_range(reader: ByteReader) -> tuple[int, int]:
-    """Read and check ``svarint lo, uvarint K`` (shared by histogram and laplace)."""
-    lo, size = reader.svarint("lo"), reader.uvarint("K")
-    if not 2 <= size <= MAX_ALPHABET:
-        raise FormatError(f"{reader.context} K={size} outside [2, {MAX_ALPHABET}]")
+def _read_range(reader: ByteReader, min_size: int = 2, suffix: str = "") -> tuple[int, int]:
+    """Read and check ``svarint lo, uvarint K`` (shared by histogram, laplace, gaussian and
+    checkerboard, whose parts may have ``K = 1``)."""
+    lo, size = reader.svarint("lo" + suffix), reader.uvarint("K" + suffix)
+    if not min_size <= size <= MAX_ALPHABET:
+        raise FormatError(f"{reader.context} K{suffix}={size} outside [{min_size}, {MAX_ALPHABET}]")
     if lo < _I32.min or lo + size - 1 > _I32.max:
         raise FormatError(f"{reader.context} symbol range [{lo}, {lo + size - 1}] outside int32")
     return lo, size
@@ -213,7 +303,7 @@ class ConstModel(EntropyModel):
 
     wire_id, name = 0, "const"
 
-    def fit(self, symbols: np.ndarray) -> Optional[ConstParams]:
+    def fit(self, symbols: np.ndarray, shape: tuple = ()) -> Optional[ConstParams]:
         if symbols.size == 0:
             return ConstParams(0)
         lo, size = _span(symbols)
@@ -243,7 +333,7 @@ class HistogramModel(EntropyModel):
 
     wire_id, name = 1, "histogram"
 
-    def fit(self, symbols: np.ndarray) -> Optional[HistogramParams]:
+    def fit(self, symbols: np.ndarray, shape: tuple = ()) -> Optional[HistogramParams]:
         if symbols.size == 0:
             return None
         lo, size = _span(symbols)
@@ -311,7 +401,7 @@ class LaplaceModel(EntropyModel):
 
     wire_id, name = 2, "laplace"
 
-    def fit(self, symbols: np.ndarray) -> Optional[LaplaceParams]:
+    def fit(self, symbols: np.ndarray, shape: tuple = ()) -> Optional[LaplaceParams]:
         span = _histogram(symbols)
         if span is None:
             return None
@@ -403,7 +493,7 @@ class GaussianModel(EntropyModel):
 
     wire_id, name = 3, "gaussian"
 
-    def fit(self, symbols: np.ndarray) -> Optional[GaussianParams]:
+    def fit(self, symbols: np.ndarray, shape: tuple = ()) -> Optional[GaussianParams]:
         span = _histogram(symbols)
         if span is None:
             return None
@@ -439,17 +529,284 @@ class GaussianModel(EntropyModel):
         return params.lo, gaussian_counts(*params).astype(np.float64)
 
 
+# --------------------------------------------------------------------------- checkerboard
+
+#: Largest number of context bins of the checkerboard model.
+CHECKERBOARD_MAX_BINS = 16
+_CB_BIN_CHOICES = (1, 2, 4, 6, 8, 12)  # B values the encoder tries
+_CB_EMPTY_J = 2048  # j of a table that codes nothing (any valid j would do)
+# bit_length(A) = the number of powers of two <= A; A <= 4 * 2**33 for int32 symbols.
+_POW2 = np.array([1 << k for k in range(63)], dtype=np.int64)
+
+
+def _anchor_mask(h: int, w: int) -> np.ndarray:
+    """``(h, w)`` bool array, True where ``y + x`` is even."""
+    return (np.add.outer(np.arange(h), np.arange(w)) % 2) == 0
+
+
+def _nonanchor_context(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(anchor_mask, mu, bit_length(A))`` of ``(c, h, w)`` int64 planes; ``mu`` and the bit
+    lengths are ``(c, m)`` arrays over the ``m`` non-anchors of a plane, in C order."""
+    c, h, w = planes.shape
+    anchor = _anchor_mask(h, w)
+    pad = np.zeros((c, h + 2, w + 2), dtype=np.int64)  # a neighbour outside the plane is 0
+    pad[:, 1:-1, 1:-1] = planes
+    flat = pad.reshape(c, -1)
+    rows, cols = np.nonzero(~anchor)
+    at = (rows + 1) * (w + 2) + cols + 1  # non-anchor positions in the padded planes
+    north, south = flat[:, at - (w + 2)], flat[:, at + (w + 2)]
+    west, east = flat[:, at - 1], flat[:, at + 1]
+    mu = (north + south + west + east + 2) >> 2  # == floor((sum4 + 2) / 4)
+    spread = np.abs(north - mu)
+    spread += np.abs(south - mu)
+    spread += np.abs(west - mu)
+    spread += np.abs(east - mu)
+    return anchor, mu, np.searchsorted(_POW2, spread, side="right").astype(np.int64)
+
+
+def checkerboard_context(planes: np.ndarray, B: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The checkerboard model's context, exactly as coder and decoder compute it.
+
+    Pure integer numpy, so an encoder can mirror it (e.g. in torch, for training) and get the
+    same numbers.  Only the anchors of ``planes`` are read.
+
+    Args:
+        planes: ``(c, h, w)`` integer array (int32 values; computed in int64).
+        B: Number of context bins, >= 1.
+
+    Returns:
+        ``(anchor_mask, mu, bins)``: ``anchor_mask`` is a ``(h, w)`` bool array, True where
+        ``y + x`` is even; ``mu`` and ``bins`` are ``(c, h, w)`` int64 arrays holding, at every
+        non-anchor, ``mu = (N + S + W + E + 2) // 4`` (neighbours outside the plane are 0) and
+        ``bin = min(B - 1, bit_length(|N-mu| + |S-mu| + |W-mu| + |E-mu|))``, and 0 at anchors.
+
+    Raises:
+        ValueError: ``planes`` is not 3-D, or ``B < 1``.
+    """
+    planes = np.asarray(planes)
+    if planes.ndim != 3 or B < 1:
+        raise ValueError(f"checkerboard_context needs (c, h, w) planes and B >= 1, got shape {planes.shape}, B={B}")
+    anchor, mu_na, bits = _nonanchor_context(planes.astype(np.int64))
+    mu = np.zeros(planes.shape, dtype=np.int64)
+    bins = np.zeros(planes.shape, dtype=np.int64)
+    mu[:, ~anchor] = mu_na
+    bins[:, ~anchor] = np.minimum(bits, B - 1)
+    return anchor, mu, bins
+
+
+class CheckerboardParams(NamedTuple):
+    c: int
+    h: int
+    w: int
+    lo_a: int
+    size_a: int
+    j_a: int
+    lo_r: int
+    size_r: int
+    js: tuple  # one j per context bin (B = len(js))
+
+
+class _LaplaceCosts:
+    """Cross-entropy of histograms under the laplace tables of one range (tables cached by j)."""
+
+    def __init__(self, lo: int, size: int) -> None:
+        self.lo, self.size = lo, size
+        self._tables: dict[int, tuple[np.ndarray, float]] = {}
+
+    def __call__(self, hist: np.ndarray, j: int) -> float:
+        table = self._tables.get(j)
+        if table is None:
+            counts = laplace_counts(self.lo, self.size, j).astype(np.float64)
+            table = self._tables[j] = (np.log2(counts), math.log2(counts.sum()))
+        log_counts, log_total = table
+        return float(hist.sum()) * log_total - float(np.dot(hist, log_counts))
+
+    def best(self, hist: np.ndarray) -> tuple[int, float]:
+        """``(j, bits)`` of the cheapest table (the laplace model's search); empty: ``_CB_EMPTY_J``."""
+        if self.size == 1 or not hist.any():
+            return _CB_EMPTY_J, 0.0
+        costs = LaplaceModel._search(lambda j: self(hist, j))
+        j = min(costs, key=lambda k: (costs[k], k))
+        return j, costs[j]
+
+
+def _planes_shape(shape: tuple, n: int) -> Optional[tuple[int, int, int]]:
+    """``(c, h, w)`` of a usable geometry hint, else None."""
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3:
+        return None
+    c, h, w = (int(d) for d in shape)
+    if c < 1 or h < 2 or w < 2 or c * h * w != n or n < 16:
+        return None
+    return c, h, w
+
+
+@_register
+class CheckerboardModel(EntropyModel):
+    """Planes coded with a checkerboard spatial context (latent grids of an image codec).
+
+    Anchors (``y + x`` even) are coded with one laplace table; every other symbol as the
+    residual from the rounded mean of its four anchor neighbours, with a laplace table chosen
+    by how much those neighbours disagree.  Needs the tensor's planes
+    (:attr:`CodedTensor.shape`); without them :meth:`fit` returns None.
+    """
+
+    wire_id, name = 4, "checkerboard"
+
+    def fit(self, symbols: np.ndarray, shape: tuple = ()) -> Optional[CheckerboardParams]:
+        dims = _planes_shape(tuple(shape), symbols.size)
+        if dims is None:
+            return None
+        planes = symbols.astype(np.int64).reshape(dims)
+        anchor, mu, bits = _nonanchor_context(planes)
+        anchors = planes[:, anchor].reshape(-1)
+        residuals = (planes[:, ~anchor] - mu).reshape(-1)
+        bits = bits.reshape(-1)
+        lo_a, size_a = _span(anchors)
+        lo_r, size_r = _span(residuals)
+        if size_a > MAX_ALPHABET or size_r > MAX_ALPHABET or lo_r < _I32.min or lo_r + size_r - 1 > _I32.max:
+            return None
+        anchor_costs = _LaplaceCosts(lo_a, size_a)
+        j_a, _ = anchor_costs.best(np.bincount(anchors - lo_a, minlength=size_a))
+        # One residual histogram per bit_length(A); bin B-1 merges the rows from B-1 on.
+        rows = int(bits.max()) + 1
+        hists = np.bincount(bits * size_r + (residuals - lo_r), minlength=rows * size_r).reshape(rows, size_r)
+        costs = _LaplaceCosts(lo_r, size_r)
+        candidates = []
+        for n_bins in _CB_BIN_CHOICES:
+            merged = [hists[b] for b in range(min(n_bins - 1, rows))]
+            merged += [np.zeros(size_r, dtype=np.int64)] * (n_bins - 1 - len(merged))
+            merged.append(hists[n_bins - 1:].sum(axis=0) if n_bins - 1 < rows else np.zeros(size_r, dtype=np.int64))
+            js = tuple(costs.best(hist)[0] for hist in merged)
+            candidates.append(CheckerboardParams(*dims, lo_a, size_a, j_a, lo_r, size_r, js))
+
+        def size(p: CheckerboardParams) -> int:
+            words = self._encode_parts(p, anchors, residuals, np.minimum(bits, len(p.js) - 1))
+            return len(self.write_params(p)) + len(_words_bytes(words))
+
+        return min(candidates, key=lambda p: (size(p), len(p.js)))
+
+    def write_params(self, params: CheckerboardParams) -> bytes:
+        p = params
+        return b"".join([
+            write_uvarint(p.c), write_uvarint(p.h), write_uvarint(p.w),
+            write_uvarint(zigzag(p.lo_a)), write_uvarint(p.size_a), struct.pack("<H", p.j_a),
+            write_uvarint(zigzag(p.lo_r)), write_uvarint(p.size_r), bytes((len(p.js),)),
+            struct.pack(f"<{len(p.js)}H", *p.js),
+        ])
+
+    @staticmethod
+    def _read_j(reader: ByteReader, what: str) -> int:
+        (j,) = struct.unpack("<H", reader.take(2, what))
+        if not 1 <= j < _LAPLACE_DENOM:
+            raise FormatError(f"{reader.context} checkerboard {what}={j} outside [1, {_LAPLACE_DENOM - 1}]")
+        return j
+
+    def read_params(self, reader: ByteReader, n: int) -> CheckerboardParams:
+        c, h, w = reader.uvarint("c"), reader.uvarint("h"), reader.uvarint("w")
+        if min(c, h, w) < 1 or c * h * w != n:  # Python ints: no overflow, nothing allocated
+            raise FormatError(f"{reader.context} checkerboard planes c={c} h={h} w={w}: "
+                              f"c*h*w must equal n={n}, each >= 1")
+        lo_a, size_a = _read_range(reader, 1, "_a")
+        j_a = self._read_j(reader, "j_a")
+        lo_r, size_r = _read_range(reader, 1, "_r")
+        n_bins = reader.u8("B")
+        if not 1 <= n_bins <= CHECKERBOARD_MAX_BINS:
+            raise FormatError(f"{reader.context} checkerboard B={n_bins} outside [1, {CHECKERBOARD_MAX_BINS}]")
+        js = tuple(self._read_j(reader, f"j_{b}") for b in range(n_bins))
+        return CheckerboardParams(c, h, w, lo_a, size_a, j_a, lo_r, size_r, js)
+
+    def probabilities(self, params: CheckerboardParams) -> tuple[int, np.ndarray]:
+        raise NotImplementedError("the checkerboard model has one table per context bin; "
+                                  "use encode_words/decode_symbols")
+
+    def encode_words(self, params: CheckerboardParams, symbols: np.ndarray) -> np.ndarray:
+        p = params
+        planes = np.asarray(symbols).astype(np.int64).reshape(p.c, p.h, p.w)
+        anchor, mu, bits = _nonanchor_context(planes)
+        residuals = (planes[:, ~anchor] - mu).reshape(-1)
+        bins = np.minimum(bits, len(p.js) - 1).reshape(-1)
+        return self._encode_parts(p, planes[:, anchor].reshape(-1), residuals, bins)
+
+    @staticmethod
+    def _encode_parts(p: CheckerboardParams, anchors: np.ndarray, residuals: np.ndarray,
+                      bins: np.ndarray) -> np.ndarray:
+        """Words of the anchors and the residuals (each in C order) with their bins."""
+        for part, lo, size in ((anchors, p.lo_a, p.size_a), (residuals, p.lo_r, p.size_r)):
+            if part.size and (part.min() < lo or part.max() >= lo + size):
+                raise ValueError(f"checkerboard params do not fit the tensor: values outside [{lo}, {lo + size})")
+        coder = _AnsCoder()
+        if p.size_r > 1:  # LIFO: the last bin first, the anchors last
+            for b in reversed(range(len(p.js))):
+                part = residuals[bins == b]
+                if part.size:
+                    table = laplace_counts(p.lo_r, p.size_r, p.js[b]).astype(np.float64)
+                    coder.encode_reverse((part - p.lo_r).astype(np.int32), _Categorical(table, perfect=False))
+        if p.size_a > 1:
+            table = laplace_counts(p.lo_a, p.size_a, p.j_a).astype(np.float64)
+            coder.encode_reverse((anchors - p.lo_a).astype(np.int32), _Categorical(table, perfect=False))
+        return coder.get_compressed()
+
+    def decode_symbols(self, params: CheckerboardParams, words: np.ndarray, n: int, *,
+                       where: str = "tensor") -> np.ndarray:
+        p = params
+        coder = _ans_decoder(words, where)
+        planes = np.zeros((p.c, p.h, p.w), dtype=np.int64)
+        anchor = _anchor_mask(p.h, p.w)
+        n_anchors = p.c * int(anchor.sum())
+        if p.size_a > 1:
+            table = laplace_counts(p.lo_a, p.size_a, p.j_a).astype(np.float64)
+            values = _ans_decode(coder, table, n_anchors, where).astype(np.int64) + p.lo_a
+        else:
+            values = np.full(n_anchors, p.lo_a, dtype=np.int64)
+        planes[:, anchor] = values.reshape(p.c, -1)
+        _, mu, bits = _nonanchor_context(planes)
+        bins = np.minimum(bits, len(p.js) - 1).reshape(-1)
+        residuals = np.full(bins.size, p.lo_r, dtype=np.int64)
+        if p.size_r > 1:
+            for b, j in enumerate(p.js):
+                where_b = bins == b
+                count = int(np.count_nonzero(where_b))
+                if count:
+                    table = laplace_counts(p.lo_r, p.size_r, j).astype(np.float64)
+                    residuals[where_b] = _ans_decode(coder, table, count, where).astype(np.int64) + p.lo_r
+        _check_empty(coder, n, where)
+        values = residuals + mu.reshape(-1)
+        if values.size and (values.min() < _I32.min or values.max() > _I32.max):
+            raise FormatError(f"{where}: checkerboard symbol mu + r outside the int32 range")
+        planes[:, ~anchor] = values.reshape(p.c, -1)
+        return planes.reshape(-1)
+
+
 # --------------------------------------------------------------------------- coding
 
 
 def _ans_encode(model: EntropyModel, params: Any, symbols: np.ndarray) -> np.ndarray:
-    """constriction words for a tensor (empty when the alphabet has one symbol)."""
-    lo, probs = model.probabilities(params)
-    if probs.size == 1 or symbols.size == 0:
-        return np.zeros(0, dtype=np.uint32)
-    coder = _AnsCoder()
-    coder.encode_reverse((symbols.astype(np.int64) - lo).astype(np.int32), _Categorical(probs, perfect=False))
-    return coder.get_compressed()
+    """constriction words for a tensor (empty when nothing needs coding)."""
+    return model.encode_words(params, symbols)
+
+
+def _ans_decoder(words: np.ndarray, where: str) -> Any:
+    """An AnsCoder over a record's words (constriction rejects some word sequences at once)."""
+    try:
+        return _AnsCoder(words)
+    except (ValueError, KeyError, RuntimeError, OverflowError) as exc:  # constriction's errors
+        raise FormatError(f"{where}: corrupt ANS words ({exc})") from exc
+
+
+def _ans_decode(coder: Any, probs: np.ndarray, n: int, where: str) -> np.ndarray:
+    """``n`` symbols of one categorical table, in [0, len(probs))."""
+    try:
+        return coder.decode(_Categorical(probs, perfect=False), n)
+    except (ValueError, KeyError, RuntimeError, OverflowError) as exc:  # constriction's errors
+        raise FormatError(f"{where}: corrupt ANS words ({exc})") from exc
+
+
+def _check_empty(coder: Any, n: int, where: str) -> None:
+    # A valid stream leaves the coder exactly empty; anything else is corruption.
+    if not coder.is_empty():
+        raise FormatError(f"{where}: ANS words left over after {n} symbols")
 
 
 def _words_bytes(words: np.ndarray) -> bytes:
@@ -466,7 +823,7 @@ def _encode_one(tensor: CodedTensor, models: Sequence[EntropyModel]) -> bytes:
     """One tensor record, with the model that gives the fewest bytes (ties: lowest id)."""
     best: Optional[tuple[int, bytes]] = None
     for model in models:
-        params = model.fit(tensor.symbols)
+        params = model.fit(tensor.symbols, tensor.shape) if tensor.shape else model.fit(tensor.symbols)
         if params is None:
             continue
         body = model.write_params(params) + _words_bytes(_ans_encode(model, params, tensor.symbols))
@@ -483,7 +840,9 @@ def encode_tensors(tensors: Sequence[CodedTensor], *, models: Optional[Sequence[
     """Entropy-code tensors into a TDAT/SCAL payload.
 
     Args:
-        tensors: The tensors, in the order they are to be stored.
+        tensors: The tensors, in the order they are to be stored.  A tensor's ``shape`` hint
+            makes the ``checkerboard`` model a candidate (it is never chosen without one, so
+            hint-less tensors code exactly as before that model existed).
         models: Names of the models to choose from (default: all).  ``const`` is always
             allowed: it is the only model that can code a one-valued tensor (constriction
             needs K >= 2), so restricting to e.g. ``["histogram"]`` stays usable on real
@@ -555,21 +914,9 @@ def _parse(payload: bytes, max_symbols: int) -> list[_Record]:
 
 def _decode_record(record: _Record, ordinal: int) -> CodedTensor:
     """Run the ANS decoder for one record."""
-    lo, probs = record.model.probabilities(record.params)
     where = f"tensor {ordinal} (index {record.index})"
-    if probs.size == 1 or record.n == 0:
-        if record.words.size:
-            raise FormatError(f"{where}: n_words={record.words.size}, must be 0 when nothing is coded")
-        return CodedTensor(record.index, record.step, np.full(record.n, lo, dtype=np.int32))
-    try:
-        coder = _AnsCoder(record.words)
-        offsets = coder.decode(_Categorical(probs, perfect=False), record.n)
-    except (ValueError, KeyError, RuntimeError, OverflowError) as exc:  # constriction's errors
-        raise FormatError(f"{where}: corrupt ANS words ({exc})") from exc
-    # A valid stream leaves the coder exactly empty; anything else is corruption.
-    if not coder.is_empty():
-        raise FormatError(f"{where}: ANS words left over after {record.n} symbols")
-    return CodedTensor(record.index, record.step, offsets.astype(np.int64) + lo)
+    symbols = record.model.decode_symbols(record.params, record.words, record.n, where=where)
+    return CodedTensor(record.index, record.step, symbols)
 
 
 def decode_tensors(payload: bytes, *, max_symbols: int = 2**28,

@@ -31,6 +31,10 @@ __all__ = [
     "NERV_SLOTS",
     "NERV_ACTIVATIONS",
     "NERV_CROPS",
+    "GridArch",
+    "GRID_ACTIVATIONS",
+    "GRID_UPSAMPLING",
+    "GRID_MAX_LEVELS",
     "SegmentHeader",
     "SeedRecord",
     "PriorRef",
@@ -48,7 +52,7 @@ __all__ = [
 MAX_FRAME_PIXELS = 2**26
 
 MEDIA: Mapping[int, str] = MappingProxyType({0: "image", 1: "video"})
-ARCHS: Mapping[int, str] = MappingProxyType({0: "siren", 1: "nerv"})
+ARCHS: Mapping[int, str] = MappingProxyType({0: "siren", 1: "nerv", 2: "grid"})
 REPRESENTATIONS: Mapping[int, str] = MappingProxyType({0: "dense", 1: "pruned", 2: "supermask"})
 LAYOUTS: Mapping[int, str] = MappingProxyType({0: "single", 1: "width-chunks", 2: "tiles"})
 COLORSPACES: Mapping[int, str] = MappingProxyType({0: "RGB"})
@@ -56,6 +60,10 @@ SEGMENT_KINDS: Mapping[int, str] = MappingProxyType({0: "whole", 1: "width", 2: 
 RNGS: Mapping[int, str] = MappingProxyType({0: "philox4x64-10"})
 NERV_ACTIVATIONS: Mapping[int, str] = MappingProxyType({0: "gelu"})
 NERV_CROPS: Mapping[int, str] = MappingProxyType({0: "top-left"})
+GRID_ACTIVATIONS: Mapping[int, str] = MappingProxyType({0: "gelu"})
+GRID_UPSAMPLING: Mapping[int, str] = MappingProxyType({0: "bilinear"})
+#: Most latent levels of a grid stream.
+GRID_MAX_LEVELS = 12
 TRANSFORMS: Mapping[int, str] = MappingProxyType({0: "identity", 1: "permute", 2: "gamma"})
 GROWINGS: Mapping[int, str] = MappingProxyType({0: "spectral", 1: "spatial", 2: "temporal"})
 #: Most levels a width-chunks stream may have.
@@ -291,6 +299,56 @@ class NervArch(Record):
         ph, pw = self.padded_size
         if ph * pw > 4 * MAX_FRAME_PIXELS:
             raise FieldRangeError(f"ARCH: padded output {pw}x{ph} exceeds {4 * MAX_FRAME_PIXELS} pixels")
+
+
+@register_arch_record(2)
+@dataclass(frozen=True)
+class GridArch(Record):
+    """``ARCH`` for the latent-grid field (``NHDR.arch`` = 2, format 2.4): 12 bytes.
+
+    ``levels`` latent planes of ``ceil(H / 2^l) x ceil(W / 2^l)`` integers (l = 0 .. levels-1),
+    each upsampled to the frame (``upsample``), stacked per pixel and fed to a synthesis MLP
+    ``levels -> hidden1 [-> hidden2] -> 3`` (``act`` between layers; the last layer a
+    ``head_kernel`` x ``head_kernel`` convolution over the hidden feature maps).  ``height``/``width``
+    repeat NHDR's so that the record alone fixes every tensor shape.
+    """
+
+    NAME = "ARCH"
+    ARCH_ID: ClassVar[int]
+    FIELDS = (
+        Field("height", "H", 1, _U16, "frame height (MUST equal NHDR.height)"),
+        Field("width", "H", 1, _U16, "frame width (MUST equal NHDR.width)"),
+        Field("levels", "B", 1, GRID_MAX_LEVELS, "latent levels (resolutions 1:1 .. 1:2^(levels-1))"),
+        Field("hidden1", "H", 1, 256, "units of the first synthesis layer"),
+        Field("hidden2", "H", 0, 256, "units of the second synthesis layer (0: none)"),
+        enum_field("act", GRID_ACTIVATIONS, "activation of the hidden synthesis layers"),
+        enum_field("upsample", GRID_UPSAMPLING, "latent upsampling kernel"),
+        Field("head_kernel", "B", 1, 7, "kernel of the RGB layer (1: per pixel; odd k: a zero-padded k x k conv)"),
+    )
+
+    height: int
+    width: int
+    levels: int
+    hidden1: int
+    hidden2: int
+    act: int
+    upsample: int
+    head_kernel: int
+
+    def validate(self) -> None:
+        """An odd head kernel."""
+        if self.head_kernel % 2 == 0:
+            raise FieldRangeError(f"ARCH.head_kernel={self.head_kernel} must be odd")
+
+    @property
+    def hidden(self) -> tuple[int, ...]:
+        """The hidden widths of the synthesis, in order."""
+        return (self.hidden1,) if self.hidden2 == 0 else (self.hidden1, self.hidden2)
+
+    @property
+    def latent_sizes(self) -> list[tuple[int, int]]:
+        """``(rows, cols)`` of each latent level."""
+        return [(-(-self.height // (1 << l)), -(-self.width // (1 << l))) for l in range(self.levels)]
 
 
 # --------------------------------------------------------------------------- segment-level records

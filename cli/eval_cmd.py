@@ -95,7 +95,7 @@ def _write_bd_csv(bd: list[dict[str, Any]], path: Path) -> None:
 @cli.command("eval")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
 @click.option("-c", "--codec", "codecs", multiple=True, metavar="NAME",
-              help="Codec to run (repeat): jpeg, webp, avif, x264, x265, av1, nfc, nfc-<representation>.")
+              help="Codec to run (repeat): jpeg, webp, avif, x264, x265, av1, nfc, nfc-<representation>, nfc-grid.")
 @click.option("-s", "--setting", "settings", multiple=True, metavar="CODEC:S[/S...]",
               help="Settings of a codec (repeat), e.g. jpeg:10/50/90, nfc:preset=fast/bpp=0.3, "
                    "nfc-dense:width=32,steps=500. Replaces the codec's default sweep; adds the codec.")

@@ -53,13 +53,14 @@ def _number_list(kind: type, example: str) -> Callable[[Any, Any, str | None], t
 _factors = _number_list(int, "5,2,2")
 _widths = _number_list(int, "24,48,72,96")
 _floats = _number_list(float, "0.1,0.2,0.4,0.8")
+_hidden = _number_list(int, "16,16")
 
 
 @cli.command()
 @click.argument("input", type=click.Path(path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .nfc file.")
 @click.option("--preset", type=click.Choice(["fast", "default", "high"]), default="default", show_default=True,
-              help="Image presets (SIREN) or video presets (NeRV); see docs.")
+              help="Image presets (SIREN), video presets (NeRV) or, with --arch grid, the latent-grid presets; see docs.")
 @click.option("--arch", type=click.Choice(_names("architecture")), help="Network (default: siren for images, nerv for videos).")
 @click.option("--frames", "frames", help="Videos: frame range A:B[:STEP] (0-based, B excluded), e.g. 0:60.")
 @click.option("--resize", help="Videos: scale frames to WxH before encoding, e.g. 320x180.")
@@ -79,8 +80,9 @@ _floats = _number_list(float, "0.1,0.2,0.4,0.8")
               help="single: one network; width-chunks: a SIREN grown level by level, every prefix of the "
                    "file decodes (see --widths, --growing).")
 @click.option("--prior", "prior", metavar="NAME|PATH",
-              help="Fit from a meta-learned prior (tiles layout): 'default', a packaged prior's name or a "
-                   ".nfp file; the weights are coded as residuals from it (see docs/priors.md).")
+              help="Fit from a meta-learned prior (images: tiles layout; videos: a NeRV prior for clips of "
+                   "its frames and size): 'default', a packaged prior's name or a .nfp file; the weights are "
+                   "coded as residuals from it (see docs/priors.md).")
 @click.option("--no-prior", is_flag=True, help="Fit from scratch even where the preset uses a prior.")
 @click.option("--tile", type=click.IntRange(8, 4096), help="tiles layout without a prior: tile side in pixels.")
 @click.option("--adapt-steps", type=click.IntRange(0), help="With a prior: its Meta-SGD steps before Adam "
@@ -129,6 +131,15 @@ _floats = _number_list(float, "0.1,0.2,0.4,0.8")
 @click.option("--min-channels", type=click.IntRange(1, 4096), help="NeRV: floor of the block channels.")
 @click.option("--mlp-hidden", type=click.IntRange(1, 4096), help="NeRV: hidden units of the MLP.")
 @click.option("--factors", callback=_factors, help="NeRV: upscale factors, e.g. 5,2,2,2,2 (default: from the size).")
+@click.option("--lambda", "grid_lambda", type=click.FloatRange(0.0, 100.0, min_open=True),
+              help="grid: rate-distortion trade-off (MSE on [-1, 1] + lambda x bpp), for experts; --bpp picks it.")
+@click.option("--grid-levels", type=click.IntRange(1, 12), help="grid: latent levels, 1:1 to 1:2^(L-1) (default 7).")
+@click.option("--grid-hidden", callback=_hidden, help="grid: synthesis hidden widths, one or two (e.g. 16,16).")
+@click.option("--grid-head-kernel", type=click.Choice(["1", "3", "5", "7"]), callback=lambda c, p, v: None if v is None else int(v),
+              help="grid: the RGB layer per pixel (1) or a k x k convolution of the hidden maps.")
+@click.option("--grid-iters", type=click.IntRange(0), help="grid: noise-phase steps on crops (preset: fast 1500, default 6000).")
+@click.option("--grid-ste-iters", type=click.IntRange(0), help="grid: straight-through steps after them.")
+@click.option("--grid-crop", type=click.IntRange(0, 65535), help="grid: crop side of the training steps (0: whole image).")
 @click.option("--seed", type=click.IntRange(0), help="Seed of the initialisation and batches; with supermask also the file's "
                                                    "SEED, from which the decoder regenerates the weights.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")

@@ -1,4 +1,5 @@
-"""``nfc prior train``: meta-learn a SIREN prior (tile initialisation) from images and videos.
+"""``nfc prior train``: meta-learn a SIREN prior (tile initialisation) from images and videos, or
+(``--arch nerv``) a NeRV prior (clip initialisation) from videos.
 
 A thin layer over :func:`nfcodec.meta.train.train_prior` (docs/meta-learning.md); the command
 object :data:`train` is registered on the ``prior`` group by :mod:`nfcodec.cli.main`.  It imports
@@ -35,16 +36,34 @@ def _command_line() -> str:
 @click.command("train")
 @click.argument("data", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The prior file to write (.nfp).")
-@click.option("--width", type=click.IntRange(1, 4096), default=64, show_default=True, help="SIREN hidden units per layer.")
-@click.option("--depth", type=click.IntRange(1, 64), default=3, show_default=True, help="SIREN hidden sine layers.")
-@click.option("--size", default="64x64", show_default=True,
-              help="Tile (task) size WIDTHxHEIGHT: the crops meta-learned on.")
+@click.option("--arch", type=click.Choice(["siren", "nerv"]), default="siren", show_default=True,
+              help="siren: image tiles; nerv: video clips (the NeRV of a video preset).")
+@click.option("--width", type=click.IntRange(1, 4096), help="SIREN hidden units per layer.  [default: 64]")
+@click.option("--depth", type=click.IntRange(1, 64), help="SIREN hidden sine layers.  [default: 3]")
+@click.option("--size", help="SIREN: tile (task) size WIDTHxHEIGHT [default: 64x64]; NeRV: clip size "
+                             "FRAMESxWIDTHxHEIGHT, e.g. 8x176x144 (required).")
+@click.option("--preset", type=click.Choice(["fast", "default", "high"]), default=None,
+              help="NeRV: the video preset whose network, sized for the clip as `nfc encode` sizes it, is "
+                   "learned.  [default: default]")
+@click.option("--c1", type=click.IntRange(1, 4096), help="NeRV: channels of the base map (with --c2 etc.: "
+                                                          "the preset with these knobs, not clip-sized).")
+@click.option("--c2", type=click.IntRange(1, 4096), help="NeRV: channels of the first block.")
+@click.option("--min-channels", "min_channels", type=click.IntRange(1, 4096), help="NeRV: floor of the block channels.")
+@click.option("--mlp-hidden", "mlp_hidden", type=click.IntRange(1, 4096), help="NeRV: hidden units of the MLP.")
+@click.option("--min-scale", "min_scale", type=click.FloatRange(0, min_open=True), default=0.5, show_default=True,
+              help="Smallest crop scale (task pixels per source pixel; raised where the source is too small).")
+@click.option("--max-scale", "max_scale", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="Largest crop scale.")
+@click.option("--video-stride", "video_stride", type=click.IntRange(1), default=4, show_default=True,
+              help="SIREN: every Nth video frame is a source image; NeRV: largest temporal stride of a clip.")
 @click.option("--inner-steps", "inner_steps", type=click.IntRange(1), default=16, show_default=True,
               help="K: inner SGD steps per task (the encoder's first steps).")
 @click.option("--inner-lr", "inner_lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True,
               help="Inner step size (Meta-SGD: initial value of every learned step size).")
 @click.option("--meta-lr", "meta_lr", type=click.FloatRange(min=0, min_open=True), default=3e-4, show_default=True,
               help="Outer Adam learning rate.")
+@click.option("--step-size-lr", "step_size_lr", type=click.FloatRange(min=0, min_open=True),
+              help="Outer Adam learning rate of the Meta-SGD step sizes [default: meta-lr x inner-lr].")
 @click.option("--meta-batch", "meta_batch", type=click.IntRange(1), default=8, show_default=True,
               help="Tasks per meta-step (per process under torchrun).")
 @click.option("--steps", type=click.IntRange(1), default=2000, show_default=True, help="Dense meta-steps.")
@@ -75,7 +94,7 @@ def _command_line() -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or messages.")
 @_fail_cleanly
-def train(data: tuple[str, ...], output: str, size: str, resume: bool, force: bool, as_json: bool,
+def train(data: tuple[str, ...], output: str, size: str | None, resume: bool, force: bool, as_json: bool,
           quiet: bool, **knobs: Any) -> None:
     """Meta-learn a SIREN prior from DATA (images, videos, folders or globs) and write it to OUTPUT.
 
@@ -84,6 +103,10 @@ def train(data: tuple[str, ...], output: str, size: str, resume: bool, force: bo
     of each tile, bootstrap L=5, lambda=100) with Meta-SGD step sizes.  Plain Learnit/MAML:
     --inner-steps 4 --context-keep 1 --bootstrap-steps 0 --no-meta-sgd.  Meta-SparseINR:
     --sparse-rounds 3.  Several GPUs: torchrun --nproc_per_node=N -m nfcodec.cli.prior_train_cmd ...
+
+    --arch nerv --size FRAMESxWIDTHxHEIGHT: a NeRV prior for clips of that size, learned on
+    clips of the videos in DATA (random crops rescaled by --min-scale..--max-scale, temporal
+    strides 1..--video-stride, flips and time reversal); the network is --preset's for that clip.
     """
     from ..errors import ConfigError
     from ..meta.data import parse_tile_size
@@ -93,7 +116,23 @@ def train(data: tuple[str, ...], output: str, size: str, resume: bool, force: bo
         raise ConfigError("--resume needs --checkpoint PATH")
     rank = int(os.environ.get("RANK", "0") or 0)
     quiet = quiet or rank != 0
-    config = MetaConfig(size=parse_tile_size(size), **knobs).validate()
+    knobs = {k: v for k, v in knobs.items() if v is not None}
+    if knobs.get("arch") == "nerv":
+        from ..meta.nerv import parse_clip_size
+
+        if size is None:
+            raise ConfigError("--arch nerv needs --size FRAMESxWIDTHxHEIGHT (the clips' size, e.g. 8x176x144)")
+        wrong = sorted(k for k in ("width", "depth") if k in knobs)
+        if wrong:
+            raise ConfigError(f"--{wrong[0]} sets a SIREN; a NeRV prior's network is --preset's (or --c1, --c2, "
+                              "--min-channels, --mlp-hidden)")
+        frames, h, w = parse_clip_size(size)
+        config = MetaConfig(size=(h, w), frames=frames, **knobs).validate()
+    else:
+        wrong = sorted(k for k in ("preset", "c1", "c2", "min_channels", "mlp_hidden") if k in knobs)
+        if wrong:
+            raise ConfigError(f"--{wrong[0].replace('_', '-')} is a NeRV setting: add --arch nerv")
+        config = MetaConfig(size=parse_tile_size(size or "64x64"), **knobs).validate()
     command = _command_line()
     log = None if quiet else (lambda msg: click.echo(msg, err=True))
     progress, close = _progress_bar(quiet or as_json, "meta-training", "K-step PSNR")
@@ -112,7 +151,13 @@ def train(data: tuple[str, ...], output: str, size: str, resume: bool, force: bo
                                "world_size": meta["world_size"], "bytes": os.path.getsize(output)}))
     elif not quiet:
         th, tw = config.size
-        click.echo(f"{output}: {meta['algorithm']} prior, SIREN {config.width}x{config.depth} for {tw}x{th} tiles, "
+        if config.arch == "nerv":
+            r = prior.record
+            what = (f"NeRV c1={r.c1} mlp_hidden={r.mlp_hidden} blocks {','.join(f'{f}x{c}' for f, c in r.blocks)} "
+                    f"for {config.frames}-frame {tw}x{th} clips")
+        else:
+            what = f"SIREN {config.width}x{config.depth} for {tw}x{th} tiles"
+        click.echo(f"{output}: {meta['algorithm']} prior, {what}, "
                    f"{meta['steps']} meta-steps, K={config.inner_steps} PSNR {meta['final_meta_psnr'] or float('nan'):.2f} dB, "
                    f"{os.path.getsize(output)} bytes ({meta['seconds']:.0f} s on {meta['device']}"
                    f"{', x' + str(meta['world_size']) if meta['world_size'] > 1 else ''})")

@@ -84,11 +84,18 @@ def encode(source: PathLike | np.ndarray | Video, output: PathLike | None = None
     video = isinstance(media, Video)
     cfg = _resolve_config(preset, config, video, knobs)
     if cfg.tiles.prior == "auto":
-        cfg = dataclasses.replace(cfg, tiles=dataclasses.replace(cfg.tiles, prior=_auto_prior(cfg, video, knobs, bpp, psnr)))
-    if cfg.tiles.prior and cfg.layout != "tiles":
+        shape = media.frames.shape[:3] if video else None
+        cfg = dataclasses.replace(cfg, tiles=dataclasses.replace(cfg.tiles, prior=_auto_prior(cfg, video, knobs, bpp, psnr,
+                                                                                               shape)))
+    if cfg.tiles.prior and video:        # a clip: one NeRV coded from the prior, layout single (prior_encoder)
+        if cfg.model.arch != "nerv":
+            raise ConfigError(f"arch {cfg.model.arch} videos cannot be coded from a prior (NeRV videos can)")
+        if cfg.layout != "single":
+            raise ConfigError(f"layout {cfg.layout} cannot be coded from a prior (a video's single layout is)")
+    elif cfg.tiles.prior and cfg.layout != "tiles":
         if cfg.layout != "single":
             raise ConfigError(f"layout {cfg.layout} cannot be coded from a prior (the tiles layout is)")
-        cfg = dataclasses.replace(cfg, layout="tiles")      # a prior is learned for tiles
+        cfg = dataclasses.replace(cfg, layout="tiles")      # an image prior is learned for tiles
     name = None if config is not None else preset
     if video:
         arr, media_id, rate = media.frames, 1, media.fps
@@ -134,7 +141,7 @@ AUTO_PRIOR_MIN_BPP = 0.3
 
 
 def _auto_prior(cfg: CodecConfig, video: bool, knobs: dict[str, Any], bpp: float | None = None,
-                psnr: float | None = None) -> str:
+                psnr: float | None = None, shape: Sequence[int] | None = None) -> str:
     """A preset's ``prior="auto"``: ``default`` where the packaged prior applies, else ``""``
     (scratch): an image, a default prior installed, no layout chosen but tiles, no
     representation, architecture, width or depth chosen (the prior fixes the network), no
@@ -202,7 +209,7 @@ def _resolve_config(preset: str, config: CodecConfig | None, video: bool, knobs:
     if config is not None:
         return config.replace(**knobs)
     arch = knobs.get("arch") or ("nerv" if video else "siren")
-    return get_preset(preset, video=arch == "nerv").replace(**{**knobs, "arch": arch})
+    return get_preset(preset, video=arch == "nerv", arch=arch).replace(**{**knobs, "arch": arch})
 
 
 def decode(source: PathLike | bytes, output: PathLike | None = None, *, overwrite: bool = False,

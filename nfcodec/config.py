@@ -12,7 +12,7 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = ["ModelConfig", "QuantConfig", "FitConfig", "PruneConfig", "SupermaskConfig", "GrowConfig", "TileConfig",
-           "TransformConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "KNOBS", "SIZE_KNOBS", "get_preset"]
+           "TransformConfig", "GridConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "GRID_PRESETS", "GRID_DEFAULT_LAMBDA", "KNOBS", "SIZE_KNOBS", "get_preset"]
 
 
 def _check(name: str, value: Any, lo: float, hi: float) -> None:
@@ -37,6 +37,11 @@ class ModelConfig:
     kernel: int = 3        # conv kernel of the NeRV blocks
     head_kernel: int = 3   # conv kernel of the RGB head
     factors: tuple[int, ...] = ()  # NeRV upscale factors; () = derived from the frame size
+    # Latent grid (arch grid, images; nfcodec/archs/grid.py): latent levels 1:1 .. 1:2^(L-1)
+    # (capped by the image size) and the synthesis MLP's hidden widths (one or two layers).
+    grid_levels: int = 7
+    grid_hidden: tuple[int, ...] = (16, 16)
+    grid_head_kernel: int = 1   # the RGB layer: 1 per pixel, 3 a 3x3 convolution of the hidden maps
 
     def __post_init__(self) -> None:
         _check("width", self.width, 1, 4096)
@@ -52,6 +57,12 @@ class ModelConfig:
             if getattr(self, name) % 2 == 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be odd")
         object.__setattr__(self, "factors", tuple(int(f) for f in self.factors))
+        _check("grid_levels", self.grid_levels, 1, 12)
+        if self.grid_head_kernel not in (1, 3, 5, 7):
+            raise ConfigError(f"grid_head_kernel={self.grid_head_kernel} must be 1, 3, 5 or 7")
+        object.__setattr__(self, "grid_hidden", tuple(int(h) for h in self.grid_hidden))
+        if not 1 <= len(self.grid_hidden) <= 2 or any(not 1 <= h <= 256 for h in self.grid_hidden):
+            raise ConfigError(f"grid_hidden={self.grid_hidden}: one or two hidden widths in [1, 256]")
         if len(self.factors) > 6 or any(not 1 <= f <= 8 for f in self.factors):
             raise ConfigError(f"factors={self.factors}: at most 6 upscale factors, each in [1, 8]")
 
@@ -251,6 +262,43 @@ class TransformConfig:
         return TRANSFORM_DEFAULT_PARAM[self.transform] if self.transform_param == -1 else self.transform_param
 
 
+@dataclass(frozen=True)
+class GridConfig:
+    """The rate-distortion fit of the latent grid (arch ``grid``; :mod:`nfcodec.grid_encoder`).
+
+    Loss ``D + lambda * R``: D the MSE on the [-1, 1] scale, R the latents' estimated bits per
+    pixel under the checkerboard context model.  ``grid_iters`` steps on random ``grid_crop``
+    crops with uniform noise on the latents (cosine learning rate from ``grid_lr``), then
+    ``grid_ste_iters`` whole-image steps with straight-through rounding at ``grid_ste_lr``;
+    the file holds the rounded latents.  ``grid_lambda`` 0: from the --bpp target (a controller
+    moves lambda during the fit) or :data:`GRID_DEFAULT_LAMBDA`.
+    """
+
+    grid_iters: int = 6000
+    grid_ste_iters: int = 300
+    grid_crop: int = 256             # crop side of the noise phase (0: whole image)
+    grid_lr: float = 1e-2
+    grid_ste_lr: float = 1e-4
+    grid_lambda: float = 0.0
+    grid_weight_bits: int = 0       # synthesis weight bit depth (0: searched among 6..10)
+
+    def __post_init__(self) -> None:
+        _check("grid_iters", self.grid_iters, 0, 10_000_000)
+        _check("grid_ste_iters", self.grid_ste_iters, 0, 10_000_000)
+        _check("grid_crop", self.grid_crop, 0, 65535)
+        if 0 < self.grid_crop < 32:
+            raise ConfigError(f"grid_crop={self.grid_crop}: 0 (whole image) or at least 32")
+        _check("grid_lr", self.grid_lr, 1e-7, 1.0)
+        _check("grid_ste_lr", self.grid_ste_lr, 1e-8, 1.0)
+        _check("grid_lambda", self.grid_lambda, 0.0, 100.0)
+        _check("grid_weight_bits", self.grid_weight_bits, 0, 16)
+        if 0 < self.grid_weight_bits < 4:
+            raise ConfigError(f"grid_weight_bits={self.grid_weight_bits}: 0 (searched) or 4..16")
+
+
+#: lambda of a grid encode without a --bpp target or --lambda (about 0.5 bpp on Kodak).
+GRID_DEFAULT_LAMBDA = 0.004
+
 #: Levels of a width-chunks stream when no widths are given.
 DEFAULT_LEVELS = 4
 
@@ -267,6 +315,7 @@ class CodecConfig:
     representation: str = "dense"
     layout: str = "single"
     xfrm: TransformConfig = field(default_factory=TransformConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
 
     def replace(self, **knobs: Any) -> "CodecConfig":
         """Return a copy with flat knobs (``width=96, steps=500, bits=7, ...``) overridden.
@@ -274,7 +323,7 @@ class CodecConfig:
         ``None`` values are ignored so CLI options that were not given can be passed through.
         """
         parts: dict[str, dict[str, Any]] = {k: {} for k in ("model", "quant", "fit", "prune", "supermask", "grow",
-                                                             "tiles", "xfrm", "")}
+                                                             "tiles", "xfrm", "grid", "")}
         for name, value in knobs.items():
             if value is None:
                 continue
@@ -291,6 +340,7 @@ class CodecConfig:
             grow=dataclasses.replace(self.grow, **parts["grow"]),
             tiles=dataclasses.replace(self.tiles, **parts["tiles"]),
             xfrm=dataclasses.replace(self.xfrm, **parts["xfrm"]),
+            grid=dataclasses.replace(self.grid, **parts["grid"]),
             **parts[""],
         )
 
@@ -307,6 +357,7 @@ KNOBS: dict[str, str] = {
     **{f.name: "grow" for f in dataclasses.fields(GrowConfig)},
     **{f.name: "tiles" for f in dataclasses.fields(TileConfig)},
     **{f.name: "xfrm" for f in dataclasses.fields(TransformConfig)},
+    **{f.name: "grid" for f in dataclasses.fields(GridConfig)},
     "representation": "",
     "layout": "",
 }
@@ -346,13 +397,23 @@ VIDEO_PRESETS: dict[str, CodecConfig] = {
 }
 
 
-def get_preset(name: str, *, video: bool = False) -> CodecConfig:
+# Latent-grid presets (arch grid, images), timed for 768x512 on 2 CPU cores (docs/benchmarks.md,
+# "Latent grid"): fast <= 2 minutes, default <= 10 minutes; high is for GPUs.
+GRID_PRESETS: dict[str, CodecConfig] = {
+    "fast": CodecConfig(ModelConfig(arch="grid", grid_hidden=(12,)), grid=GridConfig(grid_iters=1500, grid_ste_iters=60)),
+    "default": CodecConfig(ModelConfig(arch="grid"), grid=GridConfig(grid_iters=6000, grid_ste_iters=300)),
+    "high": CodecConfig(ModelConfig(arch="grid", grid_hidden=(32, 32)),
+                        grid=GridConfig(grid_iters=30000, grid_ste_iters=2000, grid_crop=0)),
+}
+
+
+def get_preset(name: str, *, video: bool = False, arch: str = "") -> CodecConfig:
     """Return the image preset ``name`` (or the video preset with ``video=True``).
 
     Raises:
         ConfigError: unknown preset name.
     """
-    table = VIDEO_PRESETS if video else PRESETS
+    table = GRID_PRESETS if arch == "grid" else VIDEO_PRESETS if video else PRESETS
     try:
         return table[name]
     except KeyError:

@@ -126,7 +126,13 @@ def encode_single(frames: np.ndarray, media: int, fps: Fraction, config: CodecCo
                   bpp: float | None = None, psnr: float | None = None, sizing: bool = False) -> EncodeResult:
     """The single layout: one fit, one segment.  ``bpp`` / ``psnr``: rate control
     (:mod:`nfcodec.ratecontrol`); ``sizing``: a video without size knobs gets a network sized for
-    the clip (:func:`nfcodec.ratecontrol.clip_sized`)."""
+    the clip (:func:`nfcodec.ratecontrol.clip_sized`).  An architecture with its own encoder
+    (``ArchSpec.encoder``: the grid's rate-distortion fit) does all of it itself."""
+    arch = ARCHS.by_name(config.model.arch)
+    arch.check_variant(config.representation, "single")
+    if arch.encoder is not None:
+        return arch.encoder(frames, media, fps, config, preset=preset, metadata=metadata, progress=progress,
+                            bpp=bpp, psnr=psnr, sizing=sizing)
     if bpp is not None or psnr is not None:
         from .ratecontrol import encode_to_bpp, encode_to_psnr
 

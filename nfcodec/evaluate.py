@@ -150,6 +150,7 @@ class CodecSpec:
     kind: str                           # "image", "video" or "any" (nfc)
     baseline: Optional[Baseline] = None  # the classical codec, or None for nfc
     representation: str | None = None   # nfc-<representation>; None for plain nfc
+    arch: str | None = None             # nfc-<architecture> (nfc-grid); None: the preset's
 
     @property
     def is_nfc(self) -> bool:
@@ -180,9 +181,13 @@ class CodecSpec:
 
         kwargs = parse_nfc_setting(setting, codec=self.name)
         knobs = {k: v for k, v in kwargs.items() if k not in _NFC_EXTRA}
-        arch = knobs.get("arch") or ("nerv" if video else "siren")
+        arch = self.arch or knobs.get("arch") or ("nerv" if video else "siren")
+        if self.arch and knobs.get("arch", self.arch) != self.arch:
+            raise ConfigError(f"{self.name} {setting}: arch= is chosen by the codec name ({self.arch})")
+        knobs.pop("arch", None)
         try:
-            get_preset(str(kwargs.get("preset", "default")), video=arch == "nerv").replace(
+            get_preset(str(kwargs.get("preset", "default")), video=arch == "nerv", arch=arch).replace(
+                arch=arch,
                 **knobs, **({"representation": self.representation} if self.representation else {}))
         except ConfigError as e:
             raise ConfigError(f"{self.name} {setting}: {e}") from None
@@ -217,14 +222,19 @@ def parse_codec(name: str) -> CodecSpec:
     if text.startswith("nfc-"):
         rep = text[4:]
         known = _registered_representations()
+        from .archs import ARCHS
+
+        if rep in ARCHS.names() and rep not in known:      # nfc-grid: an architecture with its own presets
+            kind = "image" if ARCHS.by_name(rep).encoder is not None else "any"
+            return CodecSpec(text, kind, arch=rep)
         if rep not in known:
-            raise ConfigError(f"unknown codec {name!r}: representation {rep!r} is not one of "
-                              f"{', '.join(known)} (use nfc-{known[0]}, ...)")
+            raise ConfigError(f"unknown codec {name!r}: {rep!r} is not a representation ({', '.join(known)}) "
+                              f"or an architecture ({', '.join(ARCHS.names())}) (use nfc-{known[0]}, ...)")
         return CodecSpec(text, "any", representation=rep)
     if text in BASELINES:
         codec = get_baseline(text)
         return CodecSpec(text, codec.kind, baseline=codec)
-    raise ConfigError(f"unknown codec {name!r} (choose from {', '.join(BASELINES)}, nfc, nfc-<representation>)")
+    raise ConfigError(f"unknown codec {name!r} (choose from {', '.join(BASELINES)}, nfc, nfc-<representation>, nfc-grid)")
 
 
 def _nfc_value(key: str, text: str, codec: str) -> Any:
@@ -417,6 +427,8 @@ def _encode_decode(spec: CodecSpec, media: Any, setting: str) -> tuple[np.ndarra
     kwargs = parse_nfc_setting(setting, codec=spec.name)
     if spec.representation:
         kwargs["representation"] = spec.representation
+    if spec.arch:
+        kwargs["arch"] = spec.arch
     source = media.frames if video else media
     if video and media.fps:
         kwargs["fps"] = media.fps

@@ -277,6 +277,11 @@ class SingleLayout:
         return 1
 
     def encode(self, frames: np.ndarray, media: int, fps: Any, config: Any, **kwargs: Any) -> Any:
+        prior = getattr(getattr(config, "tiles", None), "prior", "")
+        if media == 1 and prior and prior != "auto":    # a clip coded from a (NeRV) prior
+            from .prior_encoder import encode_single_prior
+
+            return encode_single_prior(frames, media, fps, config, **kwargs)
         from .encoder import encode_single
 
         return encode_single(frames, media, fps, config, **kwargs)

@@ -757,6 +757,54 @@ def _nerv_frame(r: NervArch, h: StreamHeader, ts: list, k: int) -> np.ndarray:
     return y[:, :h.height, :h.width].transpose(1, 2, 0)
 
 
+def _grid_shapes(r) -> list[tuple[int, ...]]:
+    shapes = [(-(-r.height // 2**l), -(-r.width // 2**l)) for l in range(r.levels)]
+    dims = [r.levels, r.hidden1] + ([r.hidden2] if r.hidden2 else []) + [3]
+    for a, b in zip(dims[:-1], dims[1:]):
+        shapes += [(b, a), (b,)]
+    if r.head_kernel > 1:
+        shapes[-2] = (3, dims[-2], r.head_kernel, r.head_kernel)
+    return shapes
+
+
+def _grid_up(q: np.ndarray, f: int, n: int) -> np.ndarray:
+    """Section 6.5: rows of the bilinear x f upsampling, in units of 1/(2f) (one loop per output row)."""
+    rows = []
+    for i in range(n):
+        m = max(0, 2 * i + 1 - f)
+        i0, rr = divmod(m, 2 * f)
+        i1 = min(i0 + 1, q.shape[0] - 1)
+        rows.append((2 * f - rr) * q[i0] + rr * q[i1])
+    return np.stack(rows)
+
+
+def _grid_frame(r, h: StreamHeader, ts: list, k: int) -> np.ndarray:
+    L = r.levels
+    x = []
+    for l in range(L):
+        q, s = ts[l]
+        assert s == 1.0 or not q.any(), "latent step must be 1.0"
+        assert int(np.abs(q).max(initial=0)) <= 2**15, "latent symbol out of range"
+        u = _grid_up(_grid_up(q.astype(np.int64), 2**l, h.height).T, 2**l, h.width).T
+        x.append((u * 4 ** (L - 1 - l)).reshape(-1))
+    x = np.stack(x)                               # (L, H*W), 2L fractional bits
+    top = max(int(np.abs(ts[l][0]).max(initial=0)) for l in range(L))
+    f_in, x_max = 2 * L, max(1, top) * 2 ** (2 * L)
+    n_hidden = 2 if r.hidden2 else 1
+    for i in range(n_hidden):
+        (q, s), (qb, sb) = ts[L + 2 * i], ts[L + 2 * i + 1]
+        assert int(np.abs(q).sum(axis=1).max()) * x_max < 2**53, "accumulator bound"
+        x = _layer("gelu", q @ x, s, qb * sb, f_in)
+        f_in, x_max = 11, int(np.abs(GELU).max())
+    (q, s), (qb, sb) = ts[-2], ts[-1]
+    assert int(np.abs(q).reshape(3, -1).sum(axis=1).max()) * x_max < 2**53, "accumulator bound"
+    if r.head_kernel > 1:                         # zero-padded k x k convolution of the hidden maps
+        acc = _conv(x.reshape(-1, h.height, h.width), q)
+    else:
+        acc = q @ x
+    return _layer("out8", acc, s, qb * sb, f_in).T.reshape(h.height, h.width, 3)
+
+
 def reference_frames(data: bytes, frames: list[int] | None = None, level: int | None = None,
                      prior: PriorSource | Sequence[PriorSource] | None = None) -> np.ndarray:
     """Decode frames (all by default) of a format 2.x stream: (n, H, W, 3) uint8.
@@ -774,7 +822,7 @@ def reference_frames(data: bytes, frames: list[int] | None = None, level: int | 
     h = StreamHeader.unpack(next(c for c in chunks if c.ctype == b"NHDR").data)
     arch_payload = next(c for c in chunks if c.ctype == b"ARCH").data
     r = unpack_arch(h.arch, arch_payload)
-    shapes = _siren_shapes(r) if h.arch == 0 else _nerv_shapes(r)
+    shapes = _siren_shapes(r) if h.arch == 0 else _nerv_shapes(r) if h.arch == 1 else _grid_shapes(r)
     # rule 7: TILE is read by layout tiles only; PRIR by layouts single and tiles, dense and pruned
     if h.layout != 2 and any(c.ctype == b"TILE" for c in chunks):
         raise ValueError(f"a TILE chunk in a stream of layout {h.layout}")
@@ -792,7 +840,7 @@ def reference_frames(data: bytes, frames: list[int] | None = None, level: int | 
     assert level is None, "level is for width-chunks streams only"
     if h.layout == 2:
         return inverse(_tiles_frames(chunks, h, r, frames, prior_tensors))
-    render = _siren_frame if h.arch == 0 else _nerv_frame
+    render = {0: _siren_frame, 1: _nerv_frame, 2: _grid_frame}[h.arch]
     if prior_tensors is not None:
         tdat = _one(chunks, b"TDAT")
         mask = _one(chunks, b"MASK") if h.representation == 1 else None

@@ -1337,8 +1337,8 @@ def mut_rearch(ctx: Ctx, doc: Doc) -> Optional[str]:
     from nfcodec.archs import ARCHS
 
     rng, seed = ctx.rng, ctx.seed
-    if not doc.index_of(b"NHDR") or not doc.index_of(b"ARCH"):
-        return None
+    if not doc.index_of(b"NHDR") or not doc.index_of(b"ARCH") or seed.header.arch > 1:
+        return None          # SIREN / NeRV geometries only (a grid seed keeps its own)
     big = rng.random() < ctx.budget.big_share
     limit = ctx.budget.big_frame_macs if big else ctx.budget.frame_macs
     arch_id = seed.header.arch if rng.random() < 0.9 else 1 - seed.header.arch

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nfcodec.config import CodecConfig, FitConfig, ModelConfig, QuantConfig
+from nfcodec.config import CodecConfig, FitConfig, GridConfig, ModelConfig, QuantConfig
 
 DATA = Path(__file__).parent / "data"
 TINY_PNG = DATA / "tiny.png"          # 32x24 crop of Kodak kodim03, downscaled
@@ -26,6 +26,23 @@ TINY_NERV = CodecConfig(
     QuantConfig(bits=8),
     FitConfig(epochs=100, batch_frames=2, lr=5e-3, warmup_steps=10, seed=0),
 )
+
+
+# A tiny latent grid (4 levels, 8-unit synthesis) for the 32x24 test image: about a second per encode.
+TINY_GRID = CodecConfig(
+    ModelConfig(arch="grid", grid_levels=4, grid_hidden=(8,)),
+    fit=FitConfig(seed=0),
+    grid=GridConfig(grid_iters=150, grid_ste_iters=30, grid_crop=0, grid_lr=2e-2, grid_ste_lr=2e-3,
+                    grid_lambda=0.002, grid_weight_bits=8),
+)
+
+
+def supports(arch: str, rep: str) -> bool:
+    """Whether architecture ``arch`` can be coded with representation ``rep`` (its spec says)."""
+    from nfcodec.archs import ARCHS
+
+    allowed = ARCHS.by_name(arch).representations
+    return allowed is None or rep in allowed
 
 
 def moving_clip(frames: int = 6, height: int = 24, width: int = 32):

@@ -170,6 +170,8 @@ def test_every_architecture_and_representation_has_a_golden_file():
     names = set(_expected())
     for arch in ARCHS:
         for rep in REPRESENTATIONS:
+            if arch.representations is not None and rep.name not in arch.representations:
+                continue
             assert any(n.startswith(f"{arch.name}-") and n.endswith(f"-{rep.name}") for n in names), (arch.name, rep.name)
 
 

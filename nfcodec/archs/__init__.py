@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Optional, Sequence
 
 import numpy as np
 
@@ -82,9 +82,23 @@ class ArchSpec:
     init_laws: Callable[[Any], list[Any]]                  # record -> random law per parameter
     pixelwise: bool = False     # pixels render independently (a subset costs only its pixels)
     growth: Any = None          # Growth: how the network grows in width (layout width-chunks), or None
+    # encoder: an architecture with its own trainer (the grid's rate-distortion fit) encodes the
+    # single layout itself: (frames, media, fps, config, **encode_single's keywords) -> EncodeResult
+    encoder: Optional[Callable[..., Any]] = None
+    representations: Optional[tuple[str, ...]] = None   # the representations it supports (None: all)
+    layouts: Optional[tuple[str, ...]] = None           # the layouts it supports (None: all)
 
     wire_id: int = -1           # from the format's table, set at registration
     kind: ClassVar[str] = "architecture"
+
+    def check_variant(self, representation: str, layout: str) -> None:
+        """ConfigError unless this architecture can be coded with ``representation`` and ``layout``."""
+        from ..errors import ConfigError
+
+        for kind, name, allowed in (("representation", representation, self.representations),
+                                    ("layout", layout, self.layouts)):
+            if allowed is not None and name not in allowed:
+                raise ConfigError(f"arch {self.name} supports {kind} {', '.join(allowed)}, not {name}")
 
 
 @dataclass(frozen=True)
@@ -109,3 +123,4 @@ def param_count(shapes: Sequence[tuple[int, ...]]) -> int:
 ARCHS: Registry[ArchSpec] = variant_registry("architecture", headers.ARCHS)
 
 from . import nerv, siren  # noqa: E402,F401  (each module registers itself)
+from . import grid  # noqa: E402,F401

@@ -1,11 +1,14 @@
 """The meta-learning trainer behind ``nfc prior train``: checkpoints, resume, devices, torchrun.
 
-:func:`train_prior` reads the training data (:class:`~nfcodec.meta.data.TaskSource`), runs
+:func:`train_prior` reads the training data (:class:`~nfcodec.meta.data.TaskSource`; NeRV priors:
+:class:`~nfcodec.meta.nerv.ClipSource`), runs
 :func:`meta_train` and writes the prior (``nfcodec.priors``) atomically.  :func:`meta_train` is the
 loop itself: ``steps`` dense meta-steps, then ``sparse_rounds`` x (prune, ``retrain_steps``
 meta-steps) for Meta-SparseINR; each meta-step draws ``meta_batch`` tasks, runs the inner loop
-(:func:`nfcodec.meta.learn.meta_objective`) and takes one Adam step on the initialisation (and on
-the Meta-SGD step sizes).
+(:func:`nfcodec.meta.learn.meta_objective`; NeRV: :func:`nfcodec.meta.nerv.meta_objective`) and
+takes one Adam step on the initialisation (and on the Meta-SGD step sizes).  The architecture enters
+through one object (``_SirenTasks`` or :class:`nfcodec.meta.nerv.NervTasks`: shapes, initial draw,
+outer loss); everything else is shared.
 
 Checkpoints (``checkpoint`` every ``checkpoint_every`` steps and at the end) are ``np.savez``
 archives written to a temporary file and renamed into place, read back with
@@ -48,6 +51,11 @@ CHECKPOINT_FORMAT = "nfcodec-meta-checkpoint/1"
 _RESUME_FREE = ("device", "checkpoint", "checkpoint_every")
 #: Steps averaged for the reported final meta-loss.
 _FINAL_WINDOW = 100
+#: Settings of NeRV priors only (left out of a SIREN config's dict: SIREN checkpoints and priors
+#: are as before) and of SIREN priors only (left out of a NeRV config's).
+_NERV_FIELDS = ("frames", "preset", "c1", "c2", "min_channels", "mlp_hidden")
+_SIREN_FIELDS = ("width", "depth", "w0_first", "w0_hidden")
+_VIDEO_PRESETS = ("fast", "default", "high")
 
 Progress = Callable[[int, int, float], None]
 
@@ -61,6 +69,13 @@ class MetaConfig:
     lambda = 100) with Meta-SGD step sizes, dense: the best prior of docs/meta-learning.md section 8.
     Plain Learnit / MAML: ``inner_steps=4, context_keep=1, bootstrap_steps=0, meta_sgd=False``.
     Meta-SparseINR: ``sparse_rounds=R`` (``prune_rate`` 0.2 of the surviving weights per round).
+
+    NeRV priors (``arch="nerv"``, :mod:`nfcodec.meta.nerv`): tasks are clips of ``frames`` frames at
+    ``size``; the network is the video preset ``preset``'s, sized for that clip as ``nfc encode``
+    sizes it, or the preset with ``c1``, ``c2``, ``min_channels``, ``mlp_hidden`` where given.
+    ``size`` may be given as ``"FRAMESxWIDTHxHEIGHT"`` text (e.g. ``"8x176x144"``), which sets ``frames``.
+    ``video_stride`` is the largest temporal stride of a task's frames and each video's first
+    ``max_video_frames * video_stride`` frames are read.
     """
 
     arch: str = "siren"
@@ -101,8 +116,22 @@ class MetaConfig:
     max_scale: float = 1.0
     video_stride: int = 4
     max_video_frames: int = 64
+    # NeRV priors (arch="nerv")
+    frames: int = 8                           #: frames of a task's clip
+    preset: str = "default"                   #: the video preset whose (clip-sized) network is learned
+    c1: Optional[int] = None
+    c2: Optional[int] = None
+    min_channels: Optional[int] = None
+    mlp_hidden: Optional[int] = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.size, str) and self.arch == "nerv" and self.size.lower().count("x") == 2:
+            from .nerv import parse_clip_size
+
+            frames, h, w = parse_clip_size(self.size)
+            object.__setattr__(self, "frames", frames)
+            object.__setattr__(self, "size", (h, w))
+            return
         object.__setattr__(self, "size", parse_tile_size(self.size) if isinstance(self.size, str)
                            else tuple(int(v) for v in self.size))
 
@@ -143,8 +172,23 @@ class MetaConfig:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"{name}={getattr(self, name)!r}: {why}")
 
-        if self.arch != "siren":
-            raise bad("arch", "only siren priors can be meta-trained (NeRV priors are not supported)")
+        if self.arch not in ("siren", "nerv"):
+            raise bad("arch", "priors are meta-trained for siren (image tiles) or nerv (clips)")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        if self.arch == "siren":
+            for name in _NERV_FIELDS:
+                if getattr(self, name) != defaults[name]:
+                    raise bad(name, "a NeRV setting: needs arch nerv")
+        else:
+            from .nerv import MAX_CLIP_FRAMES
+
+            if not 1 <= self.frames <= MAX_CLIP_FRAMES:
+                raise bad("frames", f"must be in [1, {MAX_CLIP_FRAMES}]")
+            if self.preset not in _VIDEO_PRESETS:
+                raise bad("preset", f"a video preset: {', '.join(_VIDEO_PRESETS)}")
+            for name in ("c1", "c2", "min_channels", "mlp_hidden"):
+                if getattr(self, name) is not None and not 1 <= getattr(self, name) <= 4096:
+                    raise bad(name, "must be in [1, 4096]")
         if not 1 <= self.width <= 4096:
             raise bad("width", "must be in [1, 4096]")
         if not 1 <= self.depth <= 64:
@@ -188,6 +232,8 @@ class MetaConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["size"] = list(self.size)
+        for name in (_NERV_FIELDS if self.arch == "siren" else _SIREN_FIELDS):
+            d.pop(name)
         return d
 
     @classmethod
@@ -381,7 +427,9 @@ def _text(a: np.ndarray) -> str:
 def meta_train(source: Any, config: MetaConfig, *, progress: Optional[Progress] = None, resume: bool = False,
                log: Optional[Callable[[str], None]] = None) -> MetaResult:
     """Meta-train a SIREN initialisation on tasks from ``source`` (an object with
-    ``targets(rng, n) -> (n, th*tw, 3)`` float tensors, e.g. :class:`TaskSource`).
+    ``targets(rng, n) -> (n, th*tw, 3)`` float tensors, e.g. :class:`TaskSource`), or with
+    ``arch="nerv"`` a NeRV one (``targets(rng, n) -> (n, F, 3, H, W)``, e.g.
+    :class:`nfcodec.meta.nerv.ClipSource`).
 
     Args:
         progress: ``progress(step, total, psnr)`` after each meta-step (rank 0 only); ``psnr`` is the
@@ -403,14 +451,43 @@ def meta_train(source: Any, config: MetaConfig, *, progress: Optional[Progress] 
         dist.close()
 
 
+class _SirenTasks:
+    """What the loop needs of SIREN tiles: shapes, the initial draw, the outer loss of a meta-batch."""
+
+    def __init__(self, cfg: MetaConfig, device: torch.device) -> None:
+        self.cfg = cfg
+        self.shapes = siren_shapes(2, 3, cfg.width, cfg.depth)
+        self.x = grid_coords(*cfg.size).to(device).unsqueeze(0)
+
+    def init(self, gen: torch.Generator) -> list[torch.Tensor]:
+        return [t[0].contiguous() for t in siren_init(1, self.shapes, self.cfg.w0_hidden, gen)]
+
+    def objective(self, theta: Sequence[torch.Tensor], lrs: Any, y: torch.Tensor,
+                  masks: Optional[Sequence[Optional[torch.Tensor]]]) -> tuple[torch.Tensor, dict]:
+        cfg = self.cfg
+        return learn.meta_objective(
+            theta, lrs, self.x, y, steps=cfg.inner_steps, w0_first=cfg.w0_first,
+            w0_hidden=cfg.w0_hidden, first_order=cfg.first_order, keep=cfg.context_keep,
+            bootstrap_steps=cfg.bootstrap_steps, bootstrap_lambda=cfg.bootstrap_lambda,
+            bootstrap_lr_scale=cfg.bootstrap_lr_scale, masks=masks)
+
+
+def _tasks(cfg: MetaConfig, device: torch.device) -> Any:
+    if cfg.arch == "nerv":
+        from .nerv import NervTasks
+
+        return NervTasks(cfg, device)
+    return _SirenTasks(cfg, device)
+
+
 def _loop(source: Any, cfg: MetaConfig, dist: _Dist, progress: Optional[Progress], resume: bool,
           say: Callable[[str], None]) -> MetaResult:
     device = dist.device
-    th, tw = cfg.size
-    shapes = siren_shapes(2, 3, cfg.width, cfg.depth)
+    tasks = _tasks(cfg, device)
+    shapes = tasks.shapes
     n = len(shapes)
     gen = torch.Generator().manual_seed(cfg.seed)
-    theta = [t[0].contiguous().to(device).requires_grad_(True) for t in siren_init(1, shapes, cfg.w0_hidden, gen)]
+    theta = [t.to(device).requires_grad_(True) for t in tasks.init(gen)]
     lrs = [torch.full_like(t, cfg.inner_lr).requires_grad_(True) for t in theta] if cfg.meta_sgd else None
     masks: list[Optional[torch.Tensor]] = [None] * n
     leaves = theta + (lrs or [])
@@ -455,7 +532,6 @@ def _loop(source: Any, cfg: MetaConfig, dist: _Dist, progress: Optional[Progress
         dist.broadcast(theta)
     resumed_from = start
 
-    x = grid_coords(th, tw).to(device).unsqueeze(0)
     total = cfg.total_steps
     t0 = time.perf_counter()
 
@@ -492,15 +568,15 @@ def _loop(source: Any, cfg: MetaConfig, dist: _Dist, progress: Optional[Progress
                         adam.v[i].mul_(m)
             rounds_done += 1
         y = source.targets(rng, cfg.meta_batch).to(device)
-        loss, stats = learn.meta_objective(
-            theta, lrs if lrs is not None else cfg.inner_lr, x, y, steps=cfg.inner_steps, w0_first=cfg.w0_first,
-            w0_hidden=cfg.w0_hidden, first_order=cfg.first_order, keep=cfg.context_keep,
-            bootstrap_steps=cfg.bootstrap_steps, bootstrap_lambda=cfg.bootstrap_lambda,
-            bootstrap_lr_scale=cfg.bootstrap_lr_scale, masks=masks if cfg.sparse_rounds else None)
+        loss, stats = tasks.objective(theta, lrs if lrs is not None else cfg.inner_lr, y,
+                                      masks if cfg.sparse_rounds else None)
         grads = list(torch.autograd.grad(loss, leaves))
         mse = torch.tensor([stats["mse"]], dtype=torch.float64, device=device)
         grads = dist.average(grads + [mse.float()])
         mse_all = float(grads.pop())
+        if not np.isfinite(mse_all):
+            raise ConfigError(f"meta-training diverged at meta-step {step + 1} (the loss is not finite): "
+                              "lower --inner-lr or --meta-lr")
         with torch.no_grad():
             if cfg.clip_grad > 0:
                 norm = torch.sqrt(sum(g.square().sum() for g in grads))
@@ -541,6 +617,17 @@ def prior_meta(result: MetaResult, *, data: Optional[dict] = None, command: Opti
     """The prior's metadata: algorithm settings, data, steps, final meta-loss, command line."""
     cfg = result.config
     settings = {k: v for k, v in cfg.to_dict().items() if k not in _RESUME_FREE}
+    if cfg.arch == "nerv":
+        meta = _base_meta(result, settings, data, command)
+        for key in ("w0_first", "w0_hidden", "tile"):
+            meta.pop(key)
+        meta.update(clip={"frames": cfg.frames, "height": cfg.size[0], "width": cfg.size[1]}, preset=cfg.preset)
+        return meta
+    return _base_meta(result, settings, data, command)
+
+
+def _base_meta(result: MetaResult, settings: dict, data: Optional[dict], command: Optional[str]) -> dict:
+    cfg = result.config
     return {
         "trainer": "nfcodec.meta", "algorithm": cfg.algorithm(), "settings": settings,
         "inner_steps": cfg.inner_steps, "inner_lr": cfg.inner_lr, "meta_sgd": cfg.meta_sgd,
@@ -564,6 +651,11 @@ def build_prior(result: MetaResult, meta: dict) -> Any:
     from ..priors import prior_from_float
 
     cfg = result.config
+    if cfg.arch == "nerv":
+        from .nerv import config_record
+
+        return prior_from_float("nerv", config_record(cfg), 1, (cfg.frames, cfg.size[0], cfg.size[1]),
+                                result.tensors, result.lrs, result.masks, meta)
     record = SirenArch(in_features=2, out_features=3, width=cfg.width, depth=cfg.depth,
                        w0_first=cfg.w0_first, w0_hidden=cfg.w0_hidden)
     return prior_from_float("siren", record, 0, (1, cfg.size[0], cfg.size[1]), result.tensors, result.lrs,
@@ -584,7 +676,7 @@ def train_prior(data_paths: Sequence[str | os.PathLike], out_path: Optional[str 
     """Meta-train a prior on images/videos and write it to ``out_path`` (atomically; rank 0 only).
 
     Args:
-        data_paths: image/video files, folders (recursive) or glob patterns.
+        data_paths: image/video files, folders (recursive) or glob patterns (NeRV priors: videos).
         out_path: the prior file (``None``: do not write).
         config: a :class:`MetaConfig`.
         progress: ``progress(step, total, psnr)`` after each meta-step.
@@ -608,9 +700,15 @@ def train_prior(data_paths: Sequence[str | os.PathLike], out_path: Optional[str 
         from ..media import check_output_path
 
         check_output_path(out_path, overwrite=overwrite, inputs=tuple(data_paths))
-    source = TaskSource(data_paths, config.size, augment=config.augment, min_scale=config.min_scale,
-                        max_scale=config.max_scale, video_stride=config.video_stride,
-                        max_video_frames=config.max_video_frames)
+    if config.arch == "nerv":
+        from .nerv import config_record, task_source
+
+        config_record(config)                        # a network that does not fit fails before the data is read
+        source: Any = task_source(data_paths, config)
+    else:
+        source = TaskSource(data_paths, config.size, augment=config.augment, min_scale=config.min_scale,
+                            max_scale=config.max_scale, video_stride=config.video_stride,
+                            max_video_frames=config.max_video_frames)
     result = meta_train(source, config, progress=progress, resume=resume, log=log)
     files = source.paths()
     data = {"paths": [str(p) for p in data_paths], **source.summary(),

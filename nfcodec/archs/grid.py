@@ -1,0 +1,205 @@
+"""The latent-grid field (arch 2, format 2.4): entropy-coded latent grids, upsampled and
+synthesized per pixel by a small MLP (the Cool-chic / C3 family, docs/grid.md).
+
+Exact decoding program (``docs/format.md`` section 6.5)::
+
+    q_l          latent level l, integer symbols (ceil(H/2^l) x ceil(W/2^l)), l = 0 .. L-1
+    U_l = up(q_l)   bilinear x f = 2^l (align_corners=False, edge clamp), in integers:
+                    output row i reads rows i0, i1 with weights (2f - r, r) / 2f, where
+                    n = max(0, 2i + 1 - f), i0 = n // 2f, r = n mod 2f, i1 = min(i0 + 1, h_l - 1);
+                    the same for columns; U_l is exact with 2l + 2 fractional bits
+    X[:, l] = U_l * 4^(L-1-l)        all levels on 2L fractional bits
+    X -> gelu layer(Q_L, Q_L+1) [-> gelu layer(Q_L+2, Q_L+3)] -> out8 layer -> RGB
+    (head_kernel k > 1: the out8 layer is a zero-padded k x k convolution of the hidden maps)
+
+The latent tensors are parameters 0 .. L-1 (their step index MUST be :data:`LATENT_STEP`, the
+table's 1.0: a latent is its symbol); the synthesis weights follow in the usual (W, b) order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..bitstream import FormatError
+from ..bitstream.headers import GridArch
+from ..errors import ConfigError
+from ..exact import tables as T
+from ..exact.layers import Layer, QTensor, activation_max, make_layer
+from ..exact.rng import Law
+from . import ARCHS, ArchSpec, Costs
+
+__all__ = ["GridProgram", "upsample_exact", "LATENT_STEP", "MAX_LATENT"]
+
+#: Step-table index of 1.0 (``STEP_TABLE[0]``): latent symbols are the latents.
+LATENT_STEP = 0
+#: Largest |latent symbol| a file may hold.
+MAX_LATENT = 2**15
+
+
+def _upsample_axis(q: np.ndarray, f: int, n_out: int, axis: int) -> np.ndarray:
+    """Integer bilinear x f along ``axis`` (weights over 2f): the first ``n_out`` outputs."""
+    n_in = q.shape[axis]
+    i = np.arange(n_out, dtype=np.int64)
+    num = np.maximum(0, 2 * i + 1 - f)
+    i0 = num // (2 * f)
+    r = num - i0 * (2 * f)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    shape = [1, 1]
+    shape[axis] = n_out
+    a = np.take(q, i0, axis=axis) * (2 * f - r).reshape(shape)
+    a += np.take(q, i1, axis=axis) * r.reshape(shape)
+    return a
+
+
+def upsample_exact(q: np.ndarray, level: int, height: int, width: int) -> np.ndarray:
+    """``(height, width)`` int64: level ``level``'s latents upsampled, with ``2 * level + 2`` fractional bits."""
+    f = 1 << level
+    q = np.asarray(q, dtype=np.int64)
+    return _upsample_axis(_upsample_axis(q, f, height, 0), f, width, 1)
+
+
+@dataclass(frozen=True)
+class GridProgram:
+    """The exact grid field of one stream: integer latent planes and the synthesis layers."""
+
+    latents: tuple[np.ndarray, ...]
+    layers: tuple[Layer, ...]
+    height: int
+    width: int
+
+    @property
+    def frac(self) -> int:
+        return 2 * len(self.latents)
+
+    def inputs(self) -> np.ndarray:
+        """``(H*W, L)`` float64 integer synthesis inputs (2L fractional bits)."""
+        L = len(self.latents)
+        x = np.empty((self.height * self.width, L), dtype=np.float64)
+        for l, q in enumerate(self.latents):
+            u = upsample_exact(q, l, self.height, self.width) << (2 * (L - 1 - l))
+            x[:, l] = u.reshape(-1)
+        return x
+
+    def render_pixels(self, ops: Any, k: int, pixels: Optional[np.ndarray] = None) -> np.ndarray:
+        flat = self.render(ops, k).reshape(-1, 3)
+        return flat if pixels is None else flat[pixels]
+
+    def render(self, ops: Any, k: int) -> np.ndarray:
+        x_all = self.inputs()
+        head = self.layers[-1]
+        if head.kernel:                       # hidden layers per pixel, then the k x k RGB convolution
+            x = ops.asarray(x_all)
+            for layer in self.layers[:-1]:
+                x = ops.dense(layer, x)
+            x = ops.asarray(ops.to_numpy(x).T.reshape(-1, self.height, self.width))
+            return ops.conv(head, x, crop=(self.height, self.width))
+
+        def tile(r0: int, r1: int) -> Any:
+            x = ops.asarray(x_all[r0:r1])
+            for layer in self.layers:
+                x = ops.dense(layer, x)
+            return x
+
+        return ops.dense_rows(self.height * self.width, max(l.out_features for l in self.layers), tile,
+                              3).reshape(self.height, self.width, 3)
+
+
+def _record(m: Any, header: Any) -> GridArch:
+    if header.media != 0:
+        raise ConfigError("arch 'grid' encodes images (a video grid is not built yet); use nerv or siren for videos")
+    levels = min(m.grid_levels, 1 + max(0, (max(header.height, header.width) - 1).bit_length()))
+    return GridArch(height=header.height, width=header.width, levels=levels, hidden1=m.grid_hidden[0],
+                    hidden2=m.grid_hidden[1] if len(m.grid_hidden) > 1 else 0, act=0, upsample=0,
+                    head_kernel=m.grid_head_kernel)
+
+
+def _check(r: GridArch, header: Any) -> None:
+    if header.media != 0:
+        raise FormatError(f"NHDR.arch=2 (grid) needs NHDR.media=0 (image), got {header.media}")
+    if (r.height, r.width) != (header.height, header.width):
+        raise FormatError(f"ARCH: grid of {r.width}x{r.height} for a {header.width}x{header.height} frame")
+    if header.channels != 3:
+        raise FormatError(f"the grid outputs 3 channels, NHDR.channels={header.channels}")
+
+
+def _shapes(r: GridArch) -> list[tuple[int, ...]]:
+    shapes: list[tuple[int, ...]] = list(r.latent_sizes)
+    dims = [r.levels, *r.hidden, 3]
+    for a, b in zip(dims[:-1], dims[1:]):
+        shapes += [(b, a), (b,)]
+    if r.head_kernel > 1:
+        shapes[-2] = (3, dims[-2], r.head_kernel, r.head_kernel)
+    return shapes
+
+
+def _costs(r: GridArch, header: Any) -> Costs:
+    pixels = r.height * r.width
+    dims = [r.levels, *r.hidden, 3]
+    per_pixel = sum(a * b for a, b in zip(dims[:-1], dims[1:])) + 3 * dims[-2] * (r.head_kernel ** 2 - 1)
+    return Costs(macs=pixels * (per_pixel + 4 * r.levels), activations=pixels * (sum(r.hidden) + 3 + r.levels),
+                 peak_bytes=3 * pixels + 8 * pixels * (r.levels + 2) + 8 * 6 * (1 << 17) * 8)
+
+
+def _program(r: GridArch, header: Any, tensors: Sequence[QTensor]) -> GridProgram:
+    L = r.levels
+    latents = []
+    for l in range(L):
+        t = tensors[l]
+        if t.step != LATENT_STEP and np.any(t.q):
+            raise FormatError(f"grid latent level {l}: step index {t.step}, must be {LATENT_STEP} (1.0)")
+        if t.q.size and int(np.abs(t.q).max()) > MAX_LATENT:
+            raise FormatError(f"grid latent level {l}: |symbol| {int(np.abs(t.q).max())} exceeds {MAX_LATENT}")
+        latents.append(np.asarray(t.q, dtype=np.int64))
+    top = max((int(np.abs(q).max()) if q.size else 0) for q in latents)
+    f_in, x_max = 2 * L, max(1, top) << (2 * L)
+    layers: list[Layer] = []
+    n_hidden = len(r.hidden)
+    for i in range(n_hidden):
+        layers.append(make_layer("gelu", tensors[L + 2 * i], tensors[L + 2 * i + 1], f_in=f_in, x_max=x_max,
+                                 where=f"grid synthesis layer {i}"))
+        f_in, x_max = T.GELU_FRAC, activation_max("gelu")
+    layers.append(make_layer("out8", tensors[L + 2 * n_hidden], tensors[L + 2 * n_hidden + 1], f_in=f_in,
+                             x_max=x_max, kernel=r.head_kernel if r.head_kernel > 1 else 0,
+                             where="grid output layer"))
+    return GridProgram(tuple(latents), tuple(layers), r.height, r.width)
+
+
+# --------------------------------------------------------------------------- encoder side (torch)
+
+def _build(r: GridArch) -> Any:
+    from ..models.grid import GridField
+
+    return GridField(r.height, r.width, r.levels, r.hidden, r.head_kernel)
+
+
+def _sampler(r: GridArch, frames: np.ndarray, fit_cfg: Any, h: Any) -> Any:
+    raise ConfigError("arch 'grid' is fitted by its own rate-distortion trainer (nfcodec.grid_encoder)")
+
+
+def _legacy_render(model: Any, r: GridArch, h: Any, k: int) -> np.ndarray:
+    raise FormatError("arch 'grid' has no format 1.x rendering")
+
+
+def _laws(r: GridArch) -> list[Law]:
+    """Only for completeness of the registry: latents start at zero, the synthesis as torch's Linear."""
+    laws: list[Law] = [Law("uniform", Fraction(1)) for _ in range(r.levels)]
+    dims = [r.levels, *r.hidden, 3]
+    for a, _ in zip(dims[:-1], dims[1:]):
+        laws += [Law("uniform", Fraction(1, a)), Law("uniform", Fraction(1, a))]
+    return laws
+
+
+def _encoder(frames: np.ndarray, media: int, fps: Any, config: Any, **kwargs: Any) -> Any:
+    from ..grid_encoder import encode_grid
+
+    return encode_grid(frames, media, fps, config, **kwargs)
+
+
+ARCHS.register(ArchSpec(
+    name="grid", record_cls=GridArch, make_record=_record, check=_check, param_shapes=_shapes,
+    costs=_costs, program=_program, build=_build, sampler=_sampler, legacy_render=_legacy_render,
+    init_laws=_laws, pixelwise=False, encoder=_encoder, representations=("dense",), layouts=("single",),
+))

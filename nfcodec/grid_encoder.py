@@ -1,0 +1,229 @@
+"""Encoder of the latent-grid field (arch ``grid``): a rate-distortion fit, then the file.
+
+    image --GridField (zero latents, small synthesis)
+          --noise phase: random crops, latents + U(-1/2, 1/2), loss MSE + lambda * bits/pixel,
+            cosine learning rate; with a --bpp target a controller moves lambda towards the rate
+          --straight-through phase: whole image, rounded latents, low learning rate
+          --rounded latents (step 1.0) + synthesis weights quantized (bit depth searched),
+            latents coded with the checkerboard context model, closed-loop exact decode
+          --> NHDR ARCH TDAT meTA NEND
+
+With ``--bpp`` the last step also scales the latents by a factor ``delta`` (and the first
+synthesis layer by its inverse) so that the file meets the target, by bisection on the real
+coded size.  Design and measurements: docs/grid.md.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from fractions import Fraction
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from . import quant
+from .archs import ARCHS
+from .archs.grid import LATENT_STEP, MAX_LATENT
+from .bitstream import Chunk, CodedTensor, encode_tensors, write_container
+from .bitstream.fields import write_uvarint
+from .config import GRID_DEFAULT_LAMBDA, CodecConfig
+from .decoder import decode_bytes
+from .encoder import meta_dict, stream_header
+from .errors import ConfigError
+from .metrics import psnr as image_psnr
+from .results import EncodeResult, FitResult
+
+__all__ = ["encode_grid", "fit_grid", "GridCoder"]
+
+
+def _cosine(it: int, total: int, lr: float, floor: float = 0.02) -> float:
+    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(it, total) / max(1, total))))
+
+
+def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float, target_bpp: Optional[float] = None,
+             progress: Optional[Callable[[int, int, float], None]] = None) -> tuple[Any, dict[str, Any]]:
+    """Train a :class:`~nfcodec.models.grid.GridField` on ``image`` (H, W, 3) uint8.
+
+    Returns the model and a summary (iterations, final lambda, training PSNR, seconds)."""
+    from .models.grid import GridField
+
+    g = config.grid
+    torch.manual_seed(config.fit.seed)
+    rng = np.random.default_rng(config.fit.seed)
+    H, W = image.shape[:2]
+    model = GridField(H, W, record.levels, record.hidden, record.head_kernel)
+    target = torch.from_numpy(image.astype(np.float32) / 127.5 - 1.0)
+    flat = target.reshape(-1, 3)
+    opt = torch.optim.Adam([{"params": [*model.latents, *model.synthesis_parameters()]},
+                            {"params": model.rate_parameters()}], lr=g.grid_lr)
+    crop = g.grid_crop if 0 < g.grid_crop < max(H, W) else 0
+    total = g.grid_iters + g.grid_ste_iters
+    log_lam, rate_avg, psnr_now = math.log(lam), None, 0.0
+    t0 = time.perf_counter()
+    for it in range(total):
+        noise = it < g.grid_iters
+        lr = (_cosine(it, g.grid_iters, g.grid_lr) if noise
+              else _cosine(it - g.grid_iters, g.grid_ste_iters, g.grid_ste_lr, 0.01))
+        if crop:
+            ch, cw = min(crop, H), min(crop, W)
+            y0, x0 = int(rng.integers(0, H - ch + 1)), int(rng.integers(0, W - cw + 1))
+            box, tgt = (y0, x0, ch, cw), target[y0:y0 + ch, x0:x0 + cw].reshape(-1, 3)
+        else:
+            box, tgt = None, flat
+        opt.param_groups[0]["lr"] = lr
+        opt.param_groups[1]["lr"] = lr
+        out, bits = model("noise" if noise else "ste", box)
+        mse = torch.mean((out - tgt) ** 2)
+        bpp = bits / tgt.shape[0]
+        loss = mse + math.exp(log_lam) * bpp
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if target_bpp is not None and noise and it >= g.grid_iters // 10:
+            # dual ascent on lambda: raise it while the estimated rate is above the target
+            r = float(bpp)
+            rate_avg = r if rate_avg is None else 0.98 * rate_avg + 0.02 * r
+            log_lam += 0.01 * math.log(max(rate_avg, 1e-4) / target_bpp)
+            log_lam = min(max(log_lam, math.log(1e-6)), math.log(10.0))
+        psnr_now = 10 * math.log10(4.0 / max(mse.item(), 1e-12))
+        if progress is not None and (it % 50 == 0 or it == total - 1):
+            progress(it + 1, total, psnr_now)
+    return model, {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now,
+                   "seconds": time.perf_counter() - t0}
+
+
+class GridCoder:
+    """A trained grid as a file: rounded latents (scaled by ``delta``), quantized synthesis."""
+
+    def __init__(self, model: Any, header: Any, record: Any, meta: Optional[dict[str, Any]]) -> None:
+        self.header, self.record, self.meta = header, record, meta
+        self.latents = [p.detach().double().numpy() for p in model.latents]
+        self.weights = [p.detach().double().numpy() for p in model.synthesis_parameters()]
+        self._latent_cache: dict[float, tuple[list[np.ndarray], bytes]] = {}
+
+    def latent_symbols(self, delta: float) -> list[np.ndarray]:
+        q = [np.clip(np.rint(y / delta), -MAX_LATENT, MAX_LATENT).astype(np.int32) for y in self.latents]
+        return q
+
+    def weight_tensors(self, delta: float, bits: int) -> list[tuple[int, np.ndarray]]:
+        out = []
+        for i, w in enumerate(self.weights):
+            v = w * delta if i == 0 else w                     # the first layer reads latents / delta
+            step = quant.step_index_for(float(np.abs(v).max(initial=0.0)), bits)
+            out.append((step, quant.quantize(v, step)))
+        return out
+
+    def data(self, delta: float, bits: int) -> bytes:
+        L = self.record.levels
+        key = delta
+        if key not in self._latent_cache:
+            q = self.latent_symbols(delta)
+            coded = [CodedTensor(l, LATENT_STEP, q[l], shape=q[l].shape) for l in range(L)]
+            self._latent_cache[key] = (q, _records(coded))
+        _, latent_records = self._latent_cache[key]
+        weights = [CodedTensor(L + i, step, sym) for i, (step, sym) in enumerate(self.weight_tensors(delta, bits))]
+        body = _records(weights)
+        tdat = write_uvarint(L + len(weights)) + latent_records + body
+        chunks = [Chunk(b"NHDR", self.header.pack()), Chunk(b"ARCH", self.record.pack()), Chunk(b"TDAT", tdat)]
+        if self.meta is not None:
+            chunks.append(Chunk(b"meTA", json.dumps(self.meta, separators=(",", ":")).encode()))
+        return write_container([*chunks, Chunk(b"NEND", b"")])
+
+
+def _records(tensors: list) -> bytes:
+    """The tensor records of a TDAT payload, without its leading count."""
+    return encode_tensors(tensors)[len(write_uvarint(len(tensors))):]
+
+
+def _lambda_for(config: CodecConfig, bpp: Optional[float]) -> float:
+    if config.grid.grid_lambda > 0:
+        return config.grid.grid_lambda
+    if bpp is None:
+        return GRID_DEFAULT_LAMBDA
+    # a starting point only (the controller moves it): log-linear fit of Kodak measurements
+    return float(np.clip(GRID_DEFAULT_LAMBDA * (0.5 / bpp) ** 2.2, 1e-5, 1.0))
+
+
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+
+
+def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, *, preset: str | None = None,
+                metadata: bool = True, progress: Callable[[int, int, float], None] | None = None,
+                bpp: float | None = None, psnr: float | None = None, sizing: bool = False) -> EncodeResult:
+    """Encode one image with the latent grid (the single layout's encoder for arch ``grid``)."""
+    t0 = time.perf_counter()
+    if media != 0:
+        raise ConfigError("arch 'grid' encodes images (a video grid is not built yet); use nerv or siren for videos")
+    if psnr is not None:
+        raise ConfigError("arch 'grid' takes a --bpp target or --lambda; a --psnr target is not supported yet")
+    arch = ARCHS.by_name("grid")
+    arch.check_variant(config.representation, config.layout)
+    header = stream_header(frames, media, fps, config)
+    record = arch.make_record(config.model, header)
+    arch.check(record, header)
+    image = frames[0]
+    pixels = header.width * header.height
+    lam0 = _lambda_for(config, bpp)
+    model, fit = fit_grid(image, config, record, lam=lam0, target_bpp=bpp, progress=progress)
+    meta = None
+    if metadata:
+        meta = meta_dict(config, preset, False)
+        meta = {k: v for k, v in meta.items() if k in ("encoder", "preset", "seed")}
+        meta.update(arch="grid", levels=record.levels, hidden=list(record.hidden), iters=config.grid.grid_iters,
+                    ste_iters=config.grid.grid_ste_iters, crop=config.grid.grid_crop,
+                    **{"lambda": round(fit["lambda"], 8)})
+    coder = GridCoder(model, header, record, meta)
+    max_bytes = None if bpp is None else int(bpp * pixels / 8)
+
+    def decoded(data: bytes) -> tuple[np.ndarray, Any]:
+        d = decode_bytes(data)
+        return d.image, d
+
+    # synthesis weight precision: the best D + lambda R among a few bit depths, at delta 1
+    lam = fit["lambda"]
+    choices = [config.grid.grid_weight_bits] if config.grid.grid_weight_bits else [6, 8, 10]
+    best = None
+    for bits in choices:
+        data = coder.data(1.0, bits)
+        img, _ = decoded(data)
+        cost = _mse(img, image) / (127.5**2) + lam * 8 * len(data) / pixels
+        if best is None or cost < best[0]:
+            best = (cost, bits, data)
+    _, bits, data = best
+    delta = 1.0
+    rc = None
+    if max_bytes is not None:
+        data, delta = _meet_budget(coder, bits, max_bytes)
+        rc = {"target_bpp": bpp, "lambda": round(lam, 8), "delta": round(delta, 6), "weight_bits": bits}
+    img, d = decoded(data)
+    fr = FitResult(steps=(), seconds=fit["seconds"], train_psnr=fit["train_psnr"], device="cpu",
+                   extra={"lambda": lam, "delta": delta, "weight_bits": bits})
+    return EncodeResult(data=data, reconstruction=img, psnr=image_psnr(img, image), bpp=d.info.bpp, info=d.info,
+                        config=config, fit=fr, seconds=time.perf_counter() - t0, rate_control=rc)
+
+
+def _meet_budget(coder: GridCoder, bits: int, max_bytes: int) -> tuple[bytes, float]:
+    """The file at the smallest latent scale ``delta`` >= 1/4 whose size is at most ``max_bytes``
+    (bisection on log delta; the rate falls monotonically, up to noise, as delta grows)."""
+    data = coder.data(1.0, bits)
+    if len(data) <= max_bytes and len(data) >= 0.97 * max_bytes:
+        return data, 1.0
+    lo, hi = (math.log(0.25), 0.0) if len(data) < max_bytes else (0.0, math.log(64.0))
+    best: Optional[tuple[bytes, float]] = (data, 1.0) if len(data) <= max_bytes else None
+    for _ in range(14):
+        mid = 0.5 * (lo + hi)
+        d = coder.data(math.exp(mid), bits)
+        if len(d) <= max_bytes:
+            best = (d, math.exp(mid)) if best is None or len(d) > len(best[0]) else best
+            hi = mid
+        else:
+            lo = mid
+        if best is not None and len(best[0]) >= 0.98 * max_bytes:
+            break
+    if best is None:
+        raise ConfigError(f"the latent grid cannot go below {8 * len(coder.data(math.exp(hi), bits)) / (coder.header.width * coder.header.height):.4f} bpp "
+                          f"for this image (target {8 * max_bytes / (coder.header.width * coder.header.height):.4f})")
+    return best

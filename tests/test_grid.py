@@ -1,0 +1,165 @@
+"""The latent-grid architecture (arch 2, format 2.4): exact upsampling, the record, encode/decode,
+rate control and the refusals.  Every-arch tests (both backends, the reference decoder, golden
+files) cover it too: tests/test_exact.py, tests/test_representations.py, tests/test_golden_v2.py."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import nfcodec
+from nfcodec.archs import ARCHS
+from nfcodec.archs.grid import LATENT_STEP, upsample_exact
+from nfcodec.bitstream import Chunk, CodedTensor, FormatError, decode_tensors, encode_tensors, read_container, write_container
+from nfcodec.bitstream.headers import GridArch
+from nfcodec.config import ModelConfig
+from nfcodec.errors import ConfigError
+from nfcodec.media import load_image
+from nfcodec.models.grid import GridField, checkerboard_bits, latent_sizes
+
+from exact_reference import reference_frames
+from nfc_testdata import TINY_GRID, TINY_PNG, moving_clip
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3, 5])
+@pytest.mark.parametrize("size", [(24, 32), (17, 29), (5, 3)])
+def test_exact_upsampling_is_torch_bilinear(level, size):
+    """The integer kernel of format.md 6.5 is torch's bilinear (align_corners=False) to the bit."""
+    H, W = size
+    (h, w), = latent_sizes(H, W, level + 1)[level:]
+    q = np.random.default_rng(level).integers(-40, 41, (h, w))
+    f = 1 << level
+    want = F.interpolate(torch.tensor(q, dtype=torch.float64)[None, None], size=(h * f, w * f), mode="bilinear",
+                         align_corners=False)[0, 0, :H, :W].numpy()
+    got = upsample_exact(q, level, H, W) / 4.0 ** (level + 1)
+    assert np.array_equal(got, want)
+
+
+def test_record_shapes_and_checks():
+    spec = ARCHS.by_name("grid")
+    assert spec.wire_id == 2
+    r = GridArch(height=24, width=32, levels=4, hidden1=8, hidden2=0, act=0, upsample=0)
+    assert spec.param_shapes(r) == [(24, 32), (12, 16), (6, 8), (3, 4), (8, 4), (8,), (3, 8), (3,)]
+    assert GridArch.unpack(r.pack()) == r and len(r.pack()) == 11
+    hdr = nfcodec.probe(nfcodec.encode(TINY_PNG, config=TINY_GRID).data).header
+    with pytest.raises(FormatError, match="grid of 31x24 for a 32x24 frame"):
+        spec.check(dataclasses.replace(r, width=31), hdr)
+    with pytest.raises(FormatError, match="needs NHDR.media=0"):
+        spec.check(r, dataclasses.replace(hdr, media=1, frames=2))
+
+
+def test_levels_are_capped_by_the_image():
+    from types import SimpleNamespace
+
+    r = ARCHS.by_name("grid").make_record(ModelConfig(arch="grid", grid_levels=12), SimpleNamespace(height=24, width=32,
+                                                                                                    media=0))
+    assert r.levels == 6 and r.latent_sizes[-1] == (1, 1)
+
+
+def test_tiny_encode_decodes_exactly_everywhere():
+    r = nfcodec.encode(TINY_PNG, config=TINY_GRID)
+    assert r.info.version == (2, 4) and r.info.header.arch == 2
+    assert [c.ctype for c in read_container(r.data).chunks] == [b"NHDR", b"ARCH", b"TDAT", b"meTA", b"NEND"]
+    assert 24.0 < r.psnr < 40.0 and 2.0 < r.bpp < 12.0, (r.psnr, r.bpp)
+    for backend in ("numpy", "torch"):
+        assert np.array_equal(nfcodec.decode(r.data, backend=backend).image, r.reconstruction)
+    assert np.array_equal(reference_frames(r.data)[0], r.reconstruction)
+
+
+def test_latents_use_the_checkerboard_model_and_smaller_lambda_costs_more():
+    big = nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_lambda=0.0005))
+    small = nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_lambda=0.02))
+    assert big.nbytes > small.nbytes and big.psnr > small.psnr
+    tdat = next(c for c in read_container(big.data).chunks if c.ctype == b"TDAT").data
+    # record 0 (the 24x32 level): index 0, step LATENT_STEP, n = 768 (uvarint 80 06), model id 4 (checkerboard)
+    assert tdat[1:6] == bytes((0, LATENT_STEP, 0x80, 0x06, 4))
+    assert [t.index for t in decode_tensors(tdat)] == list(range(8))
+
+
+def test_bpp_target_is_met_within_five_percent():
+    img = load_image(TINY_PNG)
+    big = np.kron(img, np.ones((2, 2, 1), np.uint8))            # 64x48, a bit more room for the grid
+    for target in (3.0, 5.0):
+        r = nfcodec.encode(big, config=TINY_GRID.replace(grid_lambda=0.0), bpp=target)
+        assert 0.95 * target <= r.bpp <= target, (target, r.bpp)
+        assert r.rate_control["target_bpp"] == target
+
+
+def test_refusals_are_one_line_config_errors():
+    with pytest.raises(ConfigError, match="arch 'grid' encodes images"):
+        nfcodec.encode(moving_clip(2, 24, 32), config=TINY_GRID, fps=25)
+    with pytest.raises(ConfigError, match="--psnr target is not supported"):
+        nfcodec.encode(TINY_PNG, config=TINY_GRID, psnr=30)
+    with pytest.raises(ConfigError, match="arch grid supports representation dense, not pruned"):
+        nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(representation="pruned"))
+    with pytest.raises(ConfigError, match="arch grid supports layout single, not tiles"):
+        nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(layout="tiles"))
+    with pytest.raises(ConfigError, match="cannot go below"):
+        nfcodec.encode(TINY_PNG, config=TINY_GRID, bpp=0.01)
+
+
+def _rewrite_tdat(data: bytes, fn) -> bytes:
+    chunks = read_container(data).chunks
+    out = []
+    for c in chunks:
+        if c.ctype == b"TDAT":
+            ts = decode_tensors(c.data)
+            out.append(Chunk(b"TDAT", encode_tensors(fn(ts))))
+        else:
+            out.append(Chunk(c.ctype, c.data))
+    return write_container(out)
+
+
+def test_latent_step_and_range_are_checked():
+    r = nfcodec.encode(TINY_PNG, config=TINY_GRID)
+
+    def restep(ts):
+        return [CodedTensor(t.index, 8 if t.index == 0 else t.step, t.symbols) for t in ts]
+
+    with pytest.raises(FormatError, match="grid latent level 0: step index 8, must be 0"):
+        nfcodec.decode(_rewrite_tdat(r.data, restep))
+
+    def huge(ts):
+        return [CodedTensor(t.index, t.step, np.full(t.symbols.size, 40000) if t.index == 1 else t.symbols)
+                for t in ts]
+
+    with pytest.raises(FormatError, match="grid latent level 1: |symbol| 40000 exceeds 32768"):
+        nfcodec.decode(_rewrite_tdat(r.data, huge))
+
+
+def test_rate_estimate_follows_the_coder():
+    """The training rate model estimates what the checkerboard coder spends (within 15%)."""
+    rng = np.random.default_rng(0)
+    y = torch.tensor(np.round(np.cumsum(rng.laplace(0, 1.0, (48, 64)), axis=1) / 3))
+    anchor = (torch.arange(48)[:, None] + torch.arange(64)[None, :]) % 2 == 0
+    # scales fitted per bin by a few Adam steps, as training does
+    la, lb = torch.zeros((), requires_grad=True), torch.zeros(8, requires_grad=True)
+    opt = torch.optim.Adam([la, lb], lr=0.05)
+    for _ in range(300):
+        bits = checkerboard_bits(y, la, lb, anchor)
+        opt.zero_grad()
+        bits.backward()
+        opt.step()
+    coded = 8 * (len(encode_tensors([CodedTensor(0, 0, y.numpy().astype(np.int32), shape=(48, 64))], models=["checkerboard"])) - 14)
+    assert abs(float(bits) - coded) / coded < 0.15, (float(bits), coded)
+
+
+def test_cli_encode_grid(tmp_path):
+    from click.testing import CliRunner
+
+    from nfcodec.cli.main import cli
+
+    out = tmp_path / "t.nfc"
+    res = CliRunner().invoke(cli, ["encode", str(TINY_PNG), "-o", str(out), "--arch", "grid", "--preset", "fast",
+                                   "--grid-iters", "60", "--grid-ste-iters", "10", "--grid-crop", "0",
+                                   "--lambda", "0.01", "--grid-levels", "3", "--grid-hidden", "6", "-q"])
+    assert res.exit_code == 0, res.output
+    info = CliRunner().invoke(cli, ["info", str(out)])
+    assert info.exit_code == 0 and "levels" in info.output and "hidden1" in info.output
+    res = CliRunner().invoke(cli, ["encode", str(TINY_PNG), "-o", str(tmp_path / "u.nfc"), "--arch", "grid",
+                                   "--grid-hidden", "1,2,3", "-q"])
+    assert res.exit_code != 0 and "grid_hidden=(1, 2, 3)" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "u.nfc").exists()
