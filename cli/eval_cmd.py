@@ -78,6 +78,8 @@ def _list_codecs() -> None:
     click.echo(f"{'nfc':<11}{'both':<7}{'(none: give some)':<22}key=value[,key=value]: preset=, bpp=, psnr=, "
                "or knobs (width=, steps=, ...)")
     click.echo(f"{'':<11}{'':<7}{'':<22}also {reps}")
+    click.echo(f"{'nfc-grid':<11}{'image':<7}{'(none: give some)':<22}the latent grid (arch grid): preset=, bpp=, "
+               "or knobs (grid_lambda=, grid_iters=, ...)")
 
 
 def _write_bd_csv(bd: list[dict[str, Any]], path: Path) -> None:

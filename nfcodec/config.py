@@ -267,10 +267,10 @@ class GridConfig:
     """The rate-distortion fit of the latent grid (arch ``grid``; :mod:`nfcodec.grid_encoder`).
 
     Loss ``D + lambda * R``: D the MSE on the [-1, 1] scale, R the latents' estimated bits per
-    pixel under the checkerboard context model.  ``grid_iters`` steps on random ``grid_crop``
-    crops with uniform noise on the latents (cosine learning rate from ``grid_lr``), then
-    ``grid_ste_iters`` whole-image steps with straight-through rounding at ``grid_ste_lr``;
-    the file holds the rounded latents.  ``grid_lambda`` 0: from the --bpp target (a controller
+    pixel under the checkerboard context model.  ``grid_iters`` steps with uniform noise on the
+    latents (cosine learning rate from ``grid_lr``), then ``grid_ste_iters`` steps with
+    straight-through rounding (cosine from ``grid_ste_lr``), each step on a random
+    ``grid_crop`` crop (0: the whole image); the file holds the rounded latents.  ``grid_lambda`` 0: from the --bpp target (a controller
     moves lambda during the fit) or :data:`GRID_DEFAULT_LAMBDA`.
     """
 

@@ -53,8 +53,11 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
     torch.manual_seed(config.fit.seed)
     rng = np.random.default_rng(config.fit.seed)
     H, W = image.shape[:2]
-    model = GridField(H, W, record.levels, record.hidden, record.head_kernel)
-    target = torch.from_numpy(image.astype(np.float32) / 127.5 - 1.0)
+    from .devices import resolve_device
+
+    device = resolve_device(config.fit.device)
+    model = GridField(H, W, record.levels, record.hidden, record.head_kernel).to(device)
+    target = torch.from_numpy(image.astype(np.float32) / 127.5 - 1.0).to(device)
     flat = target.reshape(-1, 3)
     opt = torch.optim.Adam([{"params": [*model.latents, *model.synthesis_parameters()]},
                             {"params": model.rate_parameters()}], lr=g.grid_lr)
@@ -83,15 +86,15 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         opt.step()
         if target_bpp is not None and noise and it >= g.grid_iters // 10:
             # dual ascent on lambda: raise it while the estimated rate is above the target
-            r = float(bpp)
+            r = bpp.item()
             rate_avg = r if rate_avg is None else 0.98 * rate_avg + 0.02 * r
             log_lam += 0.01 * math.log(max(rate_avg, 1e-4) / target_bpp)
             log_lam = min(max(log_lam, math.log(1e-6)), math.log(10.0))
         psnr_now = 10 * math.log10(4.0 / max(mse.item(), 1e-12))
         if progress is not None and (it % 50 == 0 or it == total - 1):
             progress(it + 1, total, psnr_now)
-    return model, {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now,
-                   "seconds": time.perf_counter() - t0}
+    return model.cpu(), {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now,
+                         "seconds": time.perf_counter() - t0, "device": str(device)}
 
 
 class GridCoder:
@@ -197,9 +200,9 @@ def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConf
     rc = None
     if max_bytes is not None:
         data, delta = _meet_budget(coder, bits, max_bytes)
-        rc = {"target_bpp": bpp, "lambda": round(lam, 8), "delta": round(delta, 6), "weight_bits": bits}
+        rc = {"mode": "bpp", "target": bpp, "lambda": round(lam, 8), "delta": round(delta, 6), "weight_bits": bits}
     img, d = decoded(data)
-    fr = FitResult(steps=(), seconds=fit["seconds"], train_psnr=fit["train_psnr"], device="cpu",
+    fr = FitResult(steps=(), seconds=fit["seconds"], train_psnr=fit["train_psnr"], device=fit["device"],
                    extra={"lambda": lam, "delta": delta, "weight_bits": bits})
     return EncodeResult(data=data, reconstruction=img, psnr=image_psnr(img, image), bpp=d.info.bpp, info=d.info,
                         config=config, fit=fr, seconds=time.perf_counter() - t0, rate_control=rc)

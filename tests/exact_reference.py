@@ -768,7 +768,7 @@ def _grid_shapes(r) -> list[tuple[int, ...]]:
 
 
 def _grid_up(q: np.ndarray, f: int, n: int) -> np.ndarray:
-    """Section 6.5: rows of the bilinear x f upsampling, in units of 1/(2f) (one loop per output row)."""
+    """Section 6.8: rows of the bilinear x f upsampling, in units of 1/(2f) (one loop per output row)."""
     rows = []
     for i in range(n):
         m = max(0, 2 * i + 1 - f)

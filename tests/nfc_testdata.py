@@ -32,7 +32,7 @@ TINY_NERV = CodecConfig(
 TINY_GRID = CodecConfig(
     ModelConfig(arch="grid", grid_levels=4, grid_hidden=(8,)),
     fit=FitConfig(seed=0),
-    grid=GridConfig(grid_iters=150, grid_ste_iters=30, grid_crop=0, grid_lr=2e-2, grid_ste_lr=2e-3,
+    grid=GridConfig(grid_iters=300, grid_ste_iters=30, grid_crop=0, grid_lr=5e-2, grid_ste_lr=2e-3,
                     grid_lambda=0.002, grid_weight_bits=8),
 )
 

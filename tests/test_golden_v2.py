@@ -30,7 +30,7 @@ from nfcodec.media import load_image
 from nfcodec.variants import REPRESENTATIONS
 
 from exact_reference import reference_frames
-from nfc_testdata import FAST, GOLDEN, TINY_PNG, moving_clip
+from nfc_testdata import FAST, GOLDEN, TINY_GRID, TINY_PNG, moving_clip
 
 GENERATE = os.getenv("GENERATE_EXPECTED") == "1"
 FOLDER = GOLDEN / "v2"
@@ -67,6 +67,9 @@ CASES = {
     "siren-image-single-prior-dense": ("tile16", FAST.replace(prior=str(PRIOR), width=8, depth=2, steps=100)),
     "siren-image-permute-dense": ("image", FAST.replace(transform="permute", transform_param=7)),
     "siren-video-gamma-dense": ("video", SIREN_VIDEO.replace(transform="gamma", transform_param=1500)),
+    # format 2.4: the latent grid (arch 2) with checkerboard-coded latents (issue 13)
+    "grid-image-dense": ("image", TINY_GRID),
+    "grid-image-conv-dense": ("image", TINY_GRID.replace(grid_hidden=(8, 6), grid_head_kernel=3)),
 }
 
 

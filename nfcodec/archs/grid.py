@@ -1,7 +1,7 @@
 """The latent-grid field (arch 2, format 2.4): entropy-coded latent grids, upsampled and
 synthesized per pixel by a small MLP (the Cool-chic / C3 family, docs/grid.md).
 
-Exact decoding program (``docs/format.md`` section 6.5)::
+Exact decoding program (``docs/format.md`` section 6.8)::
 
     q_l          latent level l, integer symbols (ceil(H/2^l) x ceil(W/2^l)), l = 0 .. L-1
     U_l = up(q_l)   bilinear x f = 2^l (align_corners=False, edge clamp), in integers:

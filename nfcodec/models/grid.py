@@ -97,7 +97,9 @@ class GridField(nn.Module):
         self.layers.append(nn.Linear(dims[-2], 3) if head_kernel == 1 else nn.Conv2d(dims[-2], 3, head_kernel))
         self.log_anchor = nn.Parameter(torch.zeros(levels))
         self.log_bins = nn.Parameter(torch.zeros(levels, N_BINS))
-        self._anchors = [((torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 == 0) for h, w in self.sizes]
+        for l, (h, w) in enumerate(self.sizes):       # (y + x) even; buffers follow the module's device
+            self.register_buffer(f"anchor{l}", (torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 == 0,
+                                 persistent=False)
 
     # ------------------------------------------------------------------ parts
     def rate_parameters(self) -> list[nn.Parameter]:
@@ -144,13 +146,13 @@ class GridField(nn.Module):
         return self.layers[-1](x)
 
     def _rate(self, mode: str, crop: Optional[tuple[int, int, int, int]]) -> tuple[list[torch.Tensor], torch.Tensor]:
-        planes, bits = [], torch.zeros(())
+        planes, bits = [], torch.zeros((), device=self.log_anchor.device)
         for l, y in enumerate(self.latents):
             rs, cs = self.window(l, crop)
             q = quantize_latent(y[rs, cs], mode)
             planes.append(q)
             # the rate of the window: its anchors/non-anchors keep their global parity
-            anchor = self._anchors[l][rs, cs]
+            anchor = getattr(self, f"anchor{l}")[rs, cs]
             bits = bits + checkerboard_bits(q, self.log_anchor[l], self.log_bins[l], anchor)
         return planes, bits
 
