@@ -84,9 +84,7 @@ def encode(source: PathLike | np.ndarray | Video, output: PathLike | None = None
     video = isinstance(media, Video)
     cfg = _resolve_config(preset, config, video, knobs)
     if cfg.tiles.prior == "auto":
-        shape = media.frames.shape[:3] if video else None
-        cfg = dataclasses.replace(cfg, tiles=dataclasses.replace(cfg.tiles, prior=_auto_prior(cfg, video, knobs, bpp, psnr,
-                                                                                               shape)))
+        cfg = dataclasses.replace(cfg, tiles=dataclasses.replace(cfg.tiles, prior=_auto_prior(cfg, video, knobs, bpp, psnr)))
     if cfg.tiles.prior and video:        # a clip: one NeRV coded from the prior, layout single (prior_encoder)
         if cfg.model.arch != "nerv":
             raise ConfigError(f"arch {cfg.model.arch} videos cannot be coded from a prior (NeRV videos can)")
@@ -141,11 +139,16 @@ AUTO_PRIOR_MIN_BPP = 0.3
 
 
 def _auto_prior(cfg: CodecConfig, video: bool, knobs: dict[str, Any], bpp: float | None = None,
-                psnr: float | None = None, shape: Sequence[int] | None = None) -> str:
+                psnr: float | None = None) -> str:
     """A preset's ``prior="auto"``: ``default`` where the packaged prior applies, else ``""``
     (scratch): an image, a default prior installed, no layout chosen but tiles, no
     representation, architecture, width or depth chosen (the prior fixes the network), no
-    ``psnr`` target and no ``bpp`` target below :data:`AUTO_PRIOR_MIN_BPP`."""
+    ``psnr`` target and no ``bpp`` target below :data:`AUTO_PRIOR_MIN_BPP`.
+
+    Never a video: the packaged ``default-video`` NeRV prior (8-frame 176x144 clips) is ahead of
+    scratch in PSNR and bytes at equal Adam steps up to 400, but at the default preset's 600 steps
+    its RD curve on carphone was behind scratch for 2 of 3 fit seeds (docs/benchmarks.md, "Video
+    (NeRV) priors (issue 12)"), so no video preset uses it unless ``--prior`` asks for it."""
     from .priors import default_prior
     from .variants import REPRESENTATIONS
 

@@ -274,11 +274,11 @@ class GridConfig:
     moves lambda during the fit) or :data:`GRID_DEFAULT_LAMBDA`.
     """
 
-    grid_iters: int = 6000
+    grid_iters: int = 1200
     grid_ste_iters: int = 300
-    grid_crop: int = 256             # crop side of the noise phase (0: whole image)
-    grid_lr: float = 1e-2
-    grid_ste_lr: float = 1e-4
+    grid_crop: int = 0               # crop side of the training steps (0: whole image)
+    grid_lr: float = 5e-2
+    grid_ste_lr: float = 2e-3
     grid_lambda: float = 0.0
     grid_weight_bits: int = 0       # synthesis weight bit depth (0: searched among 6..10)
 
@@ -296,8 +296,8 @@ class GridConfig:
             raise ConfigError(f"grid_weight_bits={self.grid_weight_bits}: 0 (searched) or 4..16")
 
 
-#: lambda of a grid encode without a --bpp target or --lambda (about 0.5 bpp on Kodak).
-GRID_DEFAULT_LAMBDA = 0.004
+#: lambda of a grid encode without a --bpp target or --lambda (about 0.5 bpp on kodim01).
+GRID_DEFAULT_LAMBDA = 0.02
 
 #: Levels of a width-chunks stream when no widths are given.
 DEFAULT_LEVELS = 4
@@ -400,10 +400,13 @@ VIDEO_PRESETS: dict[str, CodecConfig] = {
 # Latent-grid presets (arch grid, images), timed for 768x512 on 2 CPU cores (docs/benchmarks.md,
 # "Latent grid"): fast <= 2 minutes, default <= 10 minutes; high is for GPUs.
 GRID_PRESETS: dict[str, CodecConfig] = {
-    "fast": CodecConfig(ModelConfig(arch="grid", grid_hidden=(12,)), grid=GridConfig(grid_iters=1500, grid_ste_iters=60)),
-    "default": CodecConfig(ModelConfig(arch="grid"), grid=GridConfig(grid_iters=6000, grid_ste_iters=300)),
-    "high": CodecConfig(ModelConfig(arch="grid", grid_hidden=(32, 32)),
-                        grid=GridConfig(grid_iters=30000, grid_ste_iters=2000, grid_crop=0)),
+    # Whole-image steps (random crops measured worse per second: docs/benchmarks.md, "Latent grid").
+    "fast": CodecConfig(ModelConfig(arch="grid"),
+                        grid=GridConfig(grid_iters=400, grid_ste_iters=100, grid_crop=0)),
+    "default": CodecConfig(ModelConfig(arch="grid"),
+                           grid=GridConfig(grid_iters=1200, grid_ste_iters=300, grid_crop=0)),
+    "high": CodecConfig(ModelConfig(arch="grid", grid_hidden=(32, 32), grid_head_kernel=3),
+                        grid=GridConfig(grid_iters=8000, grid_ste_iters=2000, grid_crop=0)),
 }
 
 

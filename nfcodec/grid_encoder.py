@@ -43,7 +43,7 @@ def _cosine(it: int, total: int, lr: float, floor: float = 0.02) -> float:
 
 
 def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float, target_bpp: Optional[float] = None,
-             progress: Optional[Callable[[int, int, float], None]] = None) -> tuple[Any, dict[str, Any]]:
+             target_psnr: Optional[float] = None, progress: Optional[Callable[[int, int, float], None]] = None) -> tuple[Any, dict[str, Any]]:
     """Train a :class:`~nfcodec.models.grid.GridField` on ``image`` (H, W, 3) uint8.
 
     Returns the model and a summary (iterations, final lambda, training PSNR, seconds)."""
@@ -84,11 +84,16 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if target_bpp is not None and noise and it >= g.grid_iters // 10:
-            # dual ascent on lambda: raise it while the estimated rate is above the target
-            r = bpp.item()
+        if (target_bpp is not None or target_psnr is not None) and noise and it >= g.grid_iters // 10:
+            # dual ascent on lambda: raise it while the estimated rate is above the target (--bpp),
+            # lower it while the distortion is above the target's (--psnr; the noisy latents'
+            # distortion, which the rounded ones beat by a few tenths of a dB)
+            r = bpp.item() if target_bpp is not None else mse.item()
             rate_avg = r if rate_avg is None else 0.98 * rate_avg + 0.02 * r
-            log_lam += 0.01 * math.log(max(rate_avg, 1e-4) / target_bpp)
+            if target_bpp is not None:
+                log_lam += 0.01 * math.log(max(rate_avg, 1e-4) / target_bpp)
+            else:
+                log_lam -= 0.01 * math.log(max(rate_avg, 1e-12) / (4.0 * 10 ** (-target_psnr / 10)))
             log_lam = min(max(log_lam, math.log(1e-6)), math.log(10.0))
         psnr_now = 10 * math.log10(4.0 / max(mse.item(), 1e-12))
         if progress is not None and (it % 50 == 0 or it == total - 1):
@@ -145,8 +150,9 @@ def _lambda_for(config: CodecConfig, bpp: Optional[float]) -> float:
         return config.grid.grid_lambda
     if bpp is None:
         return GRID_DEFAULT_LAMBDA
-    # a starting point only (the controller moves it): log-linear fit of Kodak measurements
-    return float(np.clip(GRID_DEFAULT_LAMBDA * (0.5 / bpp) ** 2.2, 1e-5, 1.0))
+    # a starting point only (the controller moves it): kodim01 measured 0.5 bpp at lambda 0.02 and
+    # 1.7 bpp at 0.004 (benchmarks/grid_ablation.py), i.e. lambda ~ bpp^-1.3
+    return float(np.clip(GRID_DEFAULT_LAMBDA * (0.5 / bpp) ** 1.3, 1e-5, 1.0))
 
 
 def _mse(a: np.ndarray, b: np.ndarray) -> float:
@@ -160,8 +166,6 @@ def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConf
     t0 = time.perf_counter()
     if media != 0:
         raise ConfigError("arch 'grid' encodes images (a video grid is not built yet); use nerv or siren for videos")
-    if psnr is not None:
-        raise ConfigError("arch 'grid' takes a --bpp target or --lambda; a --psnr target is not supported yet")
     arch = ARCHS.by_name("grid")
     arch.check_variant(config.representation, config.layout)
     header = stream_header(frames, media, fps, config)
@@ -170,7 +174,7 @@ def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConf
     image = frames[0]
     pixels = header.width * header.height
     lam0 = _lambda_for(config, bpp)
-    model, fit = fit_grid(image, config, record, lam=lam0, target_bpp=bpp, progress=progress)
+    model, fit = fit_grid(image, config, record, lam=lam0, target_bpp=bpp, target_psnr=psnr, progress=progress)
     meta = None
     if metadata:
         meta = meta_dict(config, preset, False)
@@ -201,11 +205,39 @@ def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConf
     if max_bytes is not None:
         data, delta = _meet_budget(coder, bits, max_bytes)
         rc = {"mode": "bpp", "target": bpp, "lambda": round(lam, 8), "delta": round(delta, 6), "weight_bits": bits}
+    elif psnr is not None:
+        data, delta = _meet_quality(coder, bits, psnr, image)
+        rc = {"mode": "psnr", "target": psnr, "lambda": round(lam, 8), "delta": round(delta, 6), "weight_bits": bits}
     img, d = decoded(data)
     fr = FitResult(steps=(), seconds=fit["seconds"], train_psnr=fit["train_psnr"], device=fit["device"],
                    extra={"lambda": lam, "delta": delta, "weight_bits": bits})
     return EncodeResult(data=data, reconstruction=img, psnr=image_psnr(img, image), bpp=d.info.bpp, info=d.info,
                         config=config, fit=fr, seconds=time.perf_counter() - t0, rate_control=rc)
+
+
+def _meet_quality(coder: GridCoder, bits: int, target: float, image: np.ndarray) -> tuple[bytes, float]:
+    """The file at the largest latent scale ``delta`` (the smallest file, up to coding noise) whose
+    exact decode reaches ``target`` dB, by bisection on log delta in [1/4, 4]."""
+    def quality(delta: float) -> tuple[float, bytes]:
+        data = coder.data(delta, bits)
+        return image_psnr(decode_bytes(data).image, image), data
+
+    p1, d1 = quality(1.0)
+    lo, hi = (0.0, math.log(4.0)) if p1 >= target else (math.log(0.25), 0.0)
+    best = (d1, 1.0) if p1 >= target else None
+    for _ in range(8):
+        mid = 0.5 * (lo + hi)
+        p, d = quality(math.exp(mid))
+        if p >= target:
+            if best is None or len(d) < len(best[0]):
+                best = (d, math.exp(mid))
+            lo = mid
+        else:
+            hi = mid
+    if best is None:
+        raise ConfigError(f"the latent grid reached {quality(0.25)[0]:.2f} dB at most for this image, below the "
+                          f"--psnr target {target}; use a smaller --lambda or more --grid-iters")
+    return best
 
 
 def _meet_budget(coder: GridCoder, bits: int, max_bytes: int) -> tuple[bytes, float]:

@@ -93,11 +93,18 @@ def test_bpp_target_is_met_within_five_percent():
         assert r.rate_control["target"] == target and r.rate_control["mode"] == "bpp"
 
 
+def test_psnr_target_is_reached():
+    r = nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_lambda=0.0), psnr=27.0)
+    assert r.psnr >= 27.0 and r.rate_control["mode"] == "psnr"
+    looser = nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_lambda=0.0), psnr=24.0)
+    assert 24.0 <= looser.psnr and looser.nbytes < r.nbytes
+
+
 def test_refusals_are_one_line_config_errors():
     with pytest.raises(ConfigError, match="arch 'grid' encodes images"):
         nfcodec.encode(moving_clip(2, 24, 32), config=TINY_GRID, fps=25)
-    with pytest.raises(ConfigError, match="--psnr target is not supported"):
-        nfcodec.encode(TINY_PNG, config=TINY_GRID, psnr=30)
+    with pytest.raises(ConfigError, match="below the --psnr target 60"):
+        nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_iters=50), psnr=60)
     with pytest.raises(ConfigError, match="arch grid supports representation dense, not pruned"):
         nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(representation="pruned"))
     with pytest.raises(ConfigError, match="architecture grid cannot be tiled"):
