@@ -137,7 +137,7 @@ _hidden = _number_list(int, "16,16")
 @click.option("--grid-hidden", callback=_hidden, help="grid: synthesis hidden widths, one or two (e.g. 16,16).")
 @click.option("--grid-head-kernel", type=click.Choice(["1", "3", "5", "7"]), callback=lambda c, p, v: None if v is None else int(v),
               help="grid: the RGB layer per pixel (1) or a k x k convolution of the hidden maps.")
-@click.option("--grid-iters", type=click.IntRange(0), help="grid: noise-phase steps (preset: fast 400, default 1200, high 8000).")
+@click.option("--grid-iters", type=click.IntRange(0), help="grid: noise-phase steps (preset: fast 400, default 1200, high 4000).")
 @click.option("--grid-ste-iters", type=click.IntRange(0), help="grid: straight-through steps after them.")
 @click.option("--grid-crop", type=click.IntRange(0, 65535), help="grid: crop side of the training steps (0: whole image).")
 @click.option("--seed", type=click.IntRange(0), help="Seed of the initialisation and batches; with supermask also the file's "

@@ -405,8 +405,8 @@ GRID_PRESETS: dict[str, CodecConfig] = {
                         grid=GridConfig(grid_iters=400, grid_ste_iters=100, grid_crop=0)),
     "default": CodecConfig(ModelConfig(arch="grid"),
                            grid=GridConfig(grid_iters=1200, grid_ste_iters=300, grid_crop=0)),
-    "high": CodecConfig(ModelConfig(arch="grid", grid_hidden=(32, 32), grid_head_kernel=3),
-                        grid=GridConfig(grid_iters=8000, grid_ste_iters=2000, grid_crop=0)),
+    "high": CodecConfig(ModelConfig(arch="grid", grid_hidden=(32, 32)),
+                        grid=GridConfig(grid_iters=4000, grid_ste_iters=1000, grid_crop=0)),
 }
 
 

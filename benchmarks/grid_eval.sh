@@ -1,0 +1,7 @@
+#!/bin/sh
+# Issue 13: the latent grid at the default CPU preset next to JPEG, WebP and AVIF, through `nfc eval`
+# (resumable: rerun to continue; add images as time allows).  Run alone on the machine.
+set -e
+IMAGES=${IMAGES:-"../shared/data/kodak/kodim01.png ../shared/data/kodak/kodim02.png ../shared/data/kodak/kodim03.png"}
+nfc eval $IMAGES -c nfc-grid -s "nfc-grid:bpp=0.25/bpp=0.5/bpp=1.0/bpp=1.5" -c jpeg -c webp -c avif \
+    -o benchmarks/results/grid/kodak -q
