@@ -189,7 +189,8 @@ def summary(rows: list[dict]) -> str:
     for r in rows:
         groups.setdefault((r["steps"], r["init"]), []).append(r)
     lines = ["| Adam steps k | prior: float PSNR | scratch: float PSNR | prior file: bytes / PSNR | "
-             "scratch file: bytes / PSNR |", "|---|---|---|---|---|"]
+             "scratch file: bytes / PSNR | seeds where the prior's file has the higher PSNR / fewer bytes |",
+             "|---|---|---|---|---|---|"]
     for k in sorted({k for k, _ in groups}):
         if (k, "prior") not in groups or (k, "scratch") not in groups:
             continue
@@ -198,8 +199,15 @@ def summary(rows: list[dict]) -> str:
         def m(rs, key):
             return float(np.mean([r[key] for r in rs]))
 
+        pairs = {r["seed"]: [r] for r in p}
+        for r in s:
+            pairs.setdefault(r["seed"], []).append(r)
+        pairs = {seed: v for seed, v in pairs.items() if len(v) == 2}
+        better = sum(a["file_psnr"] > b["file_psnr"] for a, b in pairs.values())
+        smaller = sum(a["bytes"] < b["bytes"] for a, b in pairs.values())
         lines.append(f"| {k} | {m(p, 'float_psnr'):.2f} | {m(s, 'float_psnr'):.2f} | "
-                     f"{m(p, 'bytes'):.0f} / {m(p, 'file_psnr'):.2f} | {m(s, 'bytes'):.0f} / {m(s, 'file_psnr'):.2f} |")
+                     f"{m(p, 'bytes'):.0f} / {m(p, 'file_psnr'):.2f} | {m(s, 'bytes'):.0f} / {m(s, 'file_psnr'):.2f} | "
+                     f"{better} / {smaller} of {len(pairs)} |")
     return "\n".join(lines)
 
 

@@ -224,6 +224,19 @@ def test_sparse_prior_codes_its_zeros_as_a_mask(video_dir, tmp_path):
     assert np.array_equal(nfcodec.decode(r.data, prior=str(path)).frames, r.reconstruction)
 
 
+def test_gradncp_prior_adapts_with_rescaled_full_clip_steps(video_dir, tmp_path):
+    path = tmp_path / "gradncp.nfp"
+    train_prior([video_dir], path, _tiny(steps=1, context_keep=0.5, bootstrap_steps=1), command="test")
+    prior = load_prior(path)
+    assert prior.meta["test_time_rescale"] is True and prior.meta["algorithm"] == "fomaml+meta-sgd+gradncp"
+    y = N.clip_targets(CLIP)
+    rescaled = N.adapt_prior(prior, y, 2)
+    pruned = N.adapt_prior(prior, y, 2, rescale=False)          # as in training: steps on the pruned context
+    assert not all(torch.equal(a, b) for a, b in zip(rescaled, pruned))
+    r = nfcodec.encode(CLIP, prior=str(path), steps=5, epochs=0)
+    assert np.array_equal(nfcodec.decode(r.data, prior=str(path)).frames, r.reconstruction)
+
+
 def test_mismatched_clips_and_settings_are_one_line_errors(prior_path):
     with pytest.raises(ConfigError, match=r"^prior tiny-video is for 4-frame 32x24 clips \(4x32x24\), this clip is "
                                           r"5 frames of 32x24: select frames and size to match"):
@@ -298,3 +311,63 @@ def test_learn_helpers_are_shared():
     assert learn.context_count(10, 0.25) == 3
     with pytest.raises(InputError):
         N.ClipSource([], 2, (12, 16))
+
+
+# ---------------------------------------------------------------------------------------------- the packaged prior
+
+
+def test_packaged_default_video_prior():
+    from nfcodec.api import _auto_prior
+    from nfcodec.config import get_preset
+    from nfcodec.priors import default_prior
+
+    prior = default_prior(1)
+    assert prior is not None and prior.name == "default-video"
+    assert (prior.arch, prior.media, prior.size) == ("nerv", 1, (8, 144, 176))
+    assert prior.record == N.nerv_record(8, 144, 176, "default")        # the default preset's network
+    assert prior.nbytes < 300 * 1024 and prior.lrs is not None
+    assert prior.meta["data"]["paths"] == ["../shared/data/video/bigbuckbunny.mp4"]   # carphone held out
+    assert "carphone" not in str(prior.meta["command"])
+    # measured not better at the presets' settings (docs/benchmarks.md): no video preset uses it
+    for preset in ("fast", "default", "high"):
+        cfg = get_preset(preset, video=True)
+        assert _auto_prior(cfg.replace(prior="auto"), True, {}) == ""
+
+
+def test_two_process_gloo_run_averages_nerv_meta_gradients(video_dir, tmp_path):
+    """torchrun: the SIREN trainer's code path (each rank its own clips, averaged meta-gradients)."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, numpy as np
+        import nfcodec.meta.nerv as N
+        import nfcodec.meta.train as T
+        seen = []
+        class Recording(N.ClipSource):
+            def targets(self, rng, n):
+                y = super().targets(rng, n)
+                seen.append(float(y.sum()))
+                return y
+        N.ClipSource = Recording
+        cfg = T.MetaConfig(arch="nerv", size="2x32x24", preset="fast", inner_steps=1, inner_lr=0.3, meta_batch=1,
+                           steps=2, device="cpu", first_order=True, context_keep=1.0, bootstrap_steps=0)
+        prior = T.train_prior([{str(video_dir)!r}], {str(tmp_path / 'p.nfp')!r}, cfg, command="test")
+        rank = int(os.environ["RANK"])
+        np.savez({str(tmp_path)!r} + f"/rank{{rank}}.npz", seen=np.array(seen),
+                 *[prior.values(i) for i in range(len(prior.tensors))])
+    """))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script)], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    r0, r1 = np.load(tmp_path / "rank0.npz"), np.load(tmp_path / "rank1.npz")
+    assert not np.array_equal(r0["seen"], r1["seen"])
+    assert all(np.array_equal(r0[k], r1[k]) for k in r0.files if k != "seen")
+    prior = load_prior(tmp_path / "p.nfp")
+    assert prior.meta["world_size"] == 2 and prior.arch == "nerv"
