@@ -63,7 +63,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
                             {"params": model.rate_parameters()}], lr=g.grid_lr)
     crop = g.grid_crop if 0 < g.grid_crop < max(H, W) else 0
     total = g.grid_iters + g.grid_ste_iters
-    log_lam, rate_avg, psnr_now = math.log(lam), None, 0.0
+    log_lam, psnr_now = math.log(lam), 0.0
     t0 = time.perf_counter()
     for it in range(total):
         noise = it < g.grid_iters
@@ -84,22 +84,35 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if (target_bpp is not None or target_psnr is not None) and noise and it >= g.grid_iters // 10:
-            # dual ascent on lambda: raise it while the estimated rate is above the target (--bpp),
-            # lower it while the distortion is above the target's (--psnr; the noisy latents'
-            # distortion, which the rounded ones beat by a few tenths of a dB)
-            r = bpp.item() if target_bpp is not None else mse.item()
-            rate_avg = r if rate_avg is None else 0.98 * rate_avg + 0.02 * r
-            if target_bpp is not None:
-                log_lam += 0.01 * math.log(max(rate_avg, 1e-4) / target_bpp)
-            else:
-                log_lam -= 0.01 * math.log(max(rate_avg, 1e-12) / (4.0 * 10 ** (-target_psnr / 10)))
-            log_lam = min(max(log_lam, math.log(1e-6)), math.log(10.0))
+        if (target_bpp is not None or target_psnr is not None) and noise and it >= g.grid_iters // 5 \
+                and it % CONTROL_EVERY == 0:
+            log_lam = _control(model, flat, log_lam, target_bpp, target_psnr)
         psnr_now = 10 * math.log10(4.0 / max(mse.item(), 1e-12))
         if progress is not None and (it % 50 == 0 or it == total - 1):
             progress(it + 1, total, psnr_now)
     return model.cpu(), {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now,
                          "seconds": time.perf_counter() - t0, "device": str(device)}
+
+
+#: The lambda controller looks at the rounded latents every this many noise-phase steps.
+CONTROL_EVERY = 10
+#: ... and moves log lambda by this gain times the log of its miss.
+CONTROL_GAIN = 0.1
+
+
+@torch.no_grad()
+def _control(model: Any, flat: torch.Tensor, log_lam: float, target_bpp: Optional[float],
+             target_psnr: Optional[float]) -> float:
+    """One step of dual ascent on log lambda, measured on the *rounded* latents of the whole image
+    (the noisy ones overstate the rate of near-zero latents several times): raise lambda while the
+    estimated file rate is above a --bpp target, lower it while the distortion is above a --psnr one."""
+    out, bits = model("hard")
+    if target_bpp is not None:
+        miss = math.log(max(bits.item() / flat.shape[0], 1e-4) / target_bpp)
+    else:
+        mse = torch.mean((out.clamp(-1, 1) - flat) ** 2).item()
+        miss = -math.log(max(mse, 1e-12) / (4.0 * 10 ** (-target_psnr / 10)))
+    return min(max(log_lam + CONTROL_GAIN * miss, math.log(1e-6)), math.log(10.0))
 
 
 class GridCoder:
@@ -109,7 +122,7 @@ class GridCoder:
         self.header, self.record, self.meta = header, record, meta
         self.latents = [p.detach().double().numpy() for p in model.latents]
         self.weights = [p.detach().double().numpy() for p in model.synthesis_parameters()]
-        self._latent_cache: dict[float, tuple[list[np.ndarray], bytes]] = {}
+        self._latent_cache: dict[float, bytes] = {}   # delta -> the latents' tensor records
 
     def latent_symbols(self, delta: float) -> list[np.ndarray]:
         q = [np.clip(np.rint(y / delta), -MAX_LATENT, MAX_LATENT).astype(np.int32) for y in self.latents]
@@ -129,8 +142,8 @@ class GridCoder:
         if key not in self._latent_cache:
             q = self.latent_symbols(delta)
             coded = [CodedTensor(l, LATENT_STEP, q[l], shape=q[l].shape) for l in range(L)]
-            self._latent_cache[key] = (q, _records(coded))
-        _, latent_records = self._latent_cache[key]
+            self._latent_cache[key] = _records(coded)
+        latent_records = self._latent_cache[key]
         weights = [CodedTensor(L + i, step, sym) for i, (step, sym) in enumerate(self.weight_tensors(delta, bits))]
         body = _records(weights)
         tdat = write_uvarint(L + len(weights)) + latent_records + body
@@ -241,24 +254,34 @@ def _meet_quality(coder: GridCoder, bits: int, target: float, image: np.ndarray)
 
 
 def _meet_budget(coder: GridCoder, bits: int, max_bytes: int) -> tuple[bytes, float]:
-    """The file at the smallest latent scale ``delta`` >= 1/4 whose size is at most ``max_bytes``
-    (bisection on log delta; the rate falls monotonically, up to noise, as delta grows)."""
+    """The file nearest ``max_bytes`` from below, over the latent scale ``delta``.
+
+    The straight-through phase leaves many latents just inside a rounding boundary, so the size
+    jumps by several percent between ``delta = 1`` and ``1 -+ 1e-3``: the search runs on
+    ``s = log|delta - 1|`` (delta = 1 -+ e^s, from 1e-8 to 15/16 below 1 or to 63 above), where
+    the size moves smoothly, by bisection on the real coded size."""
     data = coder.data(1.0, bits)
-    if len(data) <= max_bytes and len(data) >= 0.97 * max_bytes:
+    if 0.98 * max_bytes <= len(data) <= max_bytes:
         return data, 1.0
-    lo, hi = (math.log(0.25), 0.0) if len(data) < max_bytes else (0.0, math.log(64.0))
+    sign = -1.0 if len(data) < max_bytes else 1.0          # under budget: finer latents (delta < 1)
+    lo, hi = math.log(1e-8), math.log(15 / 16 if sign < 0 else 63.0)
     best: Optional[tuple[bytes, float]] = (data, 1.0) if len(data) <= max_bytes else None
-    for _ in range(14):
+    for _ in range(24):
         mid = 0.5 * (lo + hi)
-        d = coder.data(math.exp(mid), bits)
-        if len(d) <= max_bytes:
-            best = (d, math.exp(mid)) if best is None or len(d) > len(best[0]) else best
-            hi = mid
-        else:
+        delta = 1.0 + sign * math.exp(mid)
+        d = coder.data(delta, bits)
+        fits = len(d) <= max_bytes
+        if fits and (best is None or len(d) > len(best[0])):
+            best = (d, delta)
+        # below 1, a larger step away from 1 means a larger file; above 1, a smaller one
+        if (sign < 0) == fits:
             lo = mid
+        else:
+            hi = mid
         if best is not None and len(best[0]) >= 0.98 * max_bytes:
             break
     if best is None:
-        raise ConfigError(f"the latent grid cannot go below {8 * len(coder.data(math.exp(hi), bits)) / (coder.header.width * coder.header.height):.4f} bpp "
-                          f"for this image (target {8 * max_bytes / (coder.header.width * coder.header.height):.4f})")
+        px = coder.header.width * coder.header.height
+        raise ConfigError(f"the latent grid cannot go below {8 * len(coder.data(64.0, bits)) / px:.4f} bpp "
+                          f"for this image (target {8 * max_bytes / px:.4f})")
     return best

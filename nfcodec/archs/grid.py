@@ -139,8 +139,11 @@ def _costs(r: GridArch, header: Any) -> Costs:
     pixels = r.height * r.width
     dims = [r.levels, *r.hidden, 3]
     per_pixel = sum(a * b for a, b in zip(dims[:-1], dims[1:])) + 3 * dims[-2] * (r.head_kernel ** 2 - 1)
+    latents = sum(h * w for h, w in r.latent_sizes)
+    # the frame, the (pixels, L) inputs and two upsampling passes in int64, the row tiles, and the
+    # checkerboard decoder's working arrays (about 48 bytes per latent, bitstream/entropy.py)
     return Costs(macs=pixels * (per_pixel + 4 * r.levels), activations=pixels * (sum(r.hidden) + 3 + r.levels),
-                 peak_bytes=3 * pixels + 8 * pixels * (r.levels + 2) + 8 * 6 * (1 << 17) * 8)
+                 peak_bytes=3 * pixels + 8 * pixels * (r.levels + 2) + 8 * 6 * (1 << 17) * 8 + 48 * latents)
 
 
 def _program(r: GridArch, header: Any, tensors: Sequence[QTensor]) -> GridProgram:
