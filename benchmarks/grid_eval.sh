@@ -5,3 +5,6 @@ set -e
 IMAGES=${IMAGES:-"../shared/data/kodak/kodim01.png ../shared/data/kodak/kodim02.png ../shared/data/kodak/kodim03.png"}
 nfc eval $IMAGES -c nfc-grid -s "nfc-grid:bpp=0.25/bpp=0.5/bpp=1.0/bpp=1.5" -c jpeg -c webp -c avif \
     -o benchmarks/results/grid/kodak -q
+# The unseen-image check of issue 13: --bpp 0.25 / 0.5 / 1.0 on an image no test uses.
+nfc eval ../shared/data/images/coffee.png -c nfc-grid -s "nfc-grid:bpp=0.25/bpp=0.5/bpp=1.0" -c jpeg -c webp -c avif \
+    -o benchmarks/results/grid/unseen -q

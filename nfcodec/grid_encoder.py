@@ -1,16 +1,17 @@
 """Encoder of the latent-grid field (arch ``grid``): a rate-distortion fit, then the file.
 
     image --GridField (zero latents, small synthesis)
-          --noise phase: random crops, latents + U(-1/2, 1/2), loss MSE + lambda * bits/pixel,
-            cosine learning rate; with a --bpp target a controller moves lambda towards the rate
-          --straight-through phase: whole image, rounded latents, low learning rate
+          --noise phase: latents + U(-1/2, 1/2), loss MSE + lambda * bits/pixel, cosine learning
+            rate (whole image, or random crops with grid_crop); with a --bpp or --psnr target a
+            controller moves lambda, measured on the rounded latents every CONTROL_EVERY steps
+          --straight-through phase: rounded latents, low learning rate
           --rounded latents (step 1.0) + synthesis weights quantized (bit depth searched),
             latents coded with the checkerboard context model, closed-loop exact decode
           --> NHDR ARCH TDAT meTA NEND
 
-With ``--bpp`` the last step also scales the latents by a factor ``delta`` (and the first
-synthesis layer by its inverse) so that the file meets the target, by bisection on the real
-coded size.  Design and measurements: docs/grid.md.
+With ``--bpp`` (``--psnr``) the last step also scales the latents by a factor ``delta`` (and the
+first synthesis layer by its inverse) so that the file meets the target, by bisection on the
+real coded size (on the exact decode's PSNR).  Design and measurements: docs/grid.md.
 """
 from __future__ import annotations
 
