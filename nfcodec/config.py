@@ -397,8 +397,8 @@ VIDEO_PRESETS: dict[str, CodecConfig] = {
 }
 
 
-# Latent-grid presets (arch grid, images), timed for 768x512 on 2 CPU cores (docs/benchmarks.md,
-# "Latent grid"): fast <= 2 minutes, default <= 10 minutes; high is for GPUs.
+# Latent-grid presets (arch grid, images) for 768x512 on 2 CPU cores (docs/benchmarks.md, "Latent
+# grid"): fast measured 73 s (target <= 2 min), default 196-229 s (target <= 10 min); high is for GPUs.
 GRID_PRESETS: dict[str, CodecConfig] = {
     # Whole-image steps (random crops measured worse per second: docs/benchmarks.md, "Latent grid").
     "fast": CodecConfig(ModelConfig(arch="grid"),
