@@ -225,15 +225,20 @@ def finish(fitted: Fitted, data: bytes, t0: float, rate_control: Optional[dict[s
                             bpp=decoded.info.bpp, info=decoded.info, config=config, fit=fitted.fit,
                             seconds=time.perf_counter() - t0, rate_control=rate_control)
     stream = open_stream(data)          # closed loop, one frame at a time
+    recon, pooled, frame_psnr = closed_loop_video(stream, frames)
+    return EncodeResult(data=data, reconstruction=recon, psnr=pooled, bpp=stream.info.bpp, info=stream.info,
+                        config=config, fit=fitted.fit, seconds=time.perf_counter() - t0, frame_psnr=frame_psnr,
+                        rate_control=rate_control)
+
+
+def closed_loop_video(stream: Any, frames: np.ndarray) -> tuple[np.ndarray, float, tuple[float, ...]]:
+    """Decode every frame of ``stream`` as the decoder does: ``(reconstruction, PSNR of the pooled
+    MSE, PSNR of each frame)`` against ``frames``."""
     recon = np.empty_like(frames)
     mses = []
     for k, frame in iter_frames(stream, range(stream.header.frames)):
         recon[k] = frame
         mses.append(mse(frame, frames[k]))
     pooled = float(np.mean(mses))
-    return EncodeResult(data=data, reconstruction=recon,
-                        psnr=math.inf if pooled == 0 else 10 * math.log10(255.0**2 / pooled),
-                        bpp=stream.info.bpp, info=stream.info, config=config, fit=fitted.fit,
-                        seconds=time.perf_counter() - t0,
-                        frame_psnr=tuple(math.inf if m == 0 else 10 * math.log10(255.0**2 / m) for m in mses),
-                        rate_control=rate_control)
+    return (recon, math.inf if pooled == 0 else 10 * math.log10(255.0**2 / pooled),
+            tuple(math.inf if m == 0 else 10 * math.log10(255.0**2 / m) for m in mses))

@@ -30,14 +30,14 @@ from . import __version__, quant
 from .archs import ARCHS
 from .bitstream import Chunk, write_container
 from .bitstream.headers import MEDIA, PriorRef
-from .decoder import iter_frames, open_stream
+from .decoder import open_stream
 from .devices import resolve_device
 from .errors import ConfigError
 from .fit import FitHooks, fit_sampler
-from .metrics import mse as frame_mse
 from .rdsearch import Evaluator, QuantProblem, search_budget, search_lagrangian, search_quality
 from .residual import MAX_STEP, add_prior
 from .results import EncodeResult, FitResult
+from .tile_encoder import FixedMasks
 from .variants import REPRESENTATIONS
 
 __all__ = ["encode_single_prior", "check_prior", "start_model", "fit_from", "code_fitted", "PriorProblem"]
@@ -136,27 +136,6 @@ def fit_from(model: torch.nn.Module, frames: np.ndarray, config: Any, prior: Any
     return fit_sampler(model, sampler, config.fit, config.quant, hooks, progress=progress)
 
 
-class FixedMasks(FitHooks):
-    """Keep a sparse prior's pruned entries at exactly zero (gradients masked, weights re-zeroed)."""
-
-    def __init__(self, masks: Sequence[Optional[torch.Tensor]]) -> None:
-        self._masks = list(masks)
-
-    def after_backward(self, params: Sequence[torch.Tensor]) -> None:
-        for p, m in zip(params, self._masks):
-            if m is not None and p.grad is not None:
-                p.grad.mul_(m.to(p.device))
-
-    def after_step(self, params: Sequence[torch.Tensor]) -> None:
-        with torch.no_grad():
-            for p, m in zip(params, self._masks):
-                if m is not None:
-                    p.mul_(m.to(p.device))
-
-    def masks(self, params: Sequence[torch.Tensor]) -> list[Optional[torch.Tensor]]:
-        return list(self._masks)
-
-
 def code_fitted(model: torch.nn.Module, frames: np.ndarray, media: int, fps: Fraction, config: Any, prior: Any, *,
                 paths: Sequence[str] = (), fit: Optional[FitResult] = None, preset: Optional[str] = None,
                 metadata: bool = True, bpp: Optional[float] = None, psnr: Optional[float] = None,
@@ -232,21 +211,16 @@ def code_fitted(model: torch.nn.Module, frames: np.ndarray, media: int, fps: Fra
                           f"{_name(prior) if prior is not None else '(none)'} is {len(data)} bytes: ask for at "
                           f"least {8 * len(data) / pixels:.3g} bpp, or use --no-prior")
     stream = open_stream(data, priors=tuple(paths))        # closed loop, one frame at a time
-    recon = np.empty_like(frames)
-    mses = []
-    for k, frame in iter_frames(stream, range(stream.header.frames)):
-        recon[k] = frame
-        mses.append(frame_mse(frame, frames[k]))
-    pooled = float(np.mean(mses))
-    result_psnr = math.inf if pooled == 0 else 10 * math.log10(255.0 ** 2 / pooled)
+    from .encoder import closed_loop_video
+
+    recon, result_psnr, frame_psnr = closed_loop_video(stream, frames)
     if rc is not None:
         rc = {**rc, "bpp": round(stream.info.bpp, 6), "psnr": round(result_psnr, 4)}
     if fit is None:
         fit = FitResult(tuple(start), 0.0, float("nan"), "cpu")
     return EncodeResult(data=data, reconstruction=recon, psnr=result_psnr, bpp=stream.info.bpp, info=stream.info,
                         config=config, fit=fit, seconds=time.perf_counter() - t0,
-                        frame_psnr=tuple(math.inf if m == 0 else 10 * math.log10(255.0 ** 2 / m) for m in mses),
-                        rate_control=rc)
+                        frame_psnr=frame_psnr, rate_control=rc)
 
 
 def encode_single_prior(frames: np.ndarray, media: int, fps: Fraction, config: Any, *, preset: Optional[str] = None,

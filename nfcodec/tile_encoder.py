@@ -41,7 +41,7 @@ from .tiles import TileGrid
 from .tiling import tile_shapes
 from .variants import LAYOUTS, REPRESENTATIONS
 
-__all__ = ["encode_tiles", "resolve_prior", "TileSampler"]
+__all__ = ["encode_tiles", "resolve_prior", "TileSampler", "FixedMasks"]
 
 
 def resolve_prior(spec: str, media: int) -> tuple[Any, tuple[str, ...]]:
@@ -92,13 +92,13 @@ class FixedMasks(FitHooks):
     def after_backward(self, params: Sequence[torch.Tensor]) -> None:
         for p, m in zip(params, self._masks):
             if m is not None and p.grad is not None:
-                p.grad.mul_(m)
+                p.grad.mul_(m.to(p.device))
 
     def after_step(self, params: Sequence[torch.Tensor]) -> None:
         with torch.no_grad():
             for p, m in zip(params, self._masks):
                 if m is not None:
-                    p.mul_(m)
+                    p.mul_(m.to(p.device))
 
     def masks(self, params: Sequence[torch.Tensor]) -> list[Optional[torch.Tensor]]:
         return list(self._masks)

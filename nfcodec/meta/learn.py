@@ -37,7 +37,7 @@ from ..models.tiled import forward
 
 __all__ = ["psnr", "expand", "features", "task_mse", "context_count", "context_scores", "select_context",
            "gather_context", "inner_step", "inner_loop", "bootstrap_target", "bootstrap_distance",
-           "meta_objective", "prune_masks", "rescale_gradients", "adapt", "adapt_prior", "weight_indices"]
+           "meta_objective", "prune_masks", "rescale_gradients", "adapt", "adapt_state", "adapt_prior", "weight_indices"]
 
 Tensors = list[torch.Tensor]
 LRs = Union[float, Sequence[torch.Tensor]]
@@ -304,6 +304,19 @@ def adapt(init_tensors: Sequence[Any], lrs: Union[float, Sequence[Any], None], x
     if x.dim() == 2:
         x = x.unsqueeze(0)
     x = x.to(device)
+    theta, m, lr = adapt_state(init_tensors, masks, lrs, inner_lr, device)
+    params = expand(theta, b)
+    with torch.enable_grad():
+        params, _ = inner_loop(params, lr, x, y, steps, w0_first=w0_first, w0_hidden=w0_hidden,
+                               keep=context_keep, masks=m, inside=inside, rescale=rescale, detach=True)
+    return params
+
+
+def adapt_state(init_tensors: Sequence[Any], masks: Optional[Sequence[Any]], lrs: Any, inner_lr: float,
+                device: torch.device) -> tuple[Tensors, Optional[list[Optional[torch.Tensor]]], LRs]:
+    """``(theta, masks, step sizes)`` on ``device`` for an adaptation from ``init_tensors``: masks
+    as bool tensors (all-true ones dropped) applied to theta; step sizes ``lrs`` (per-parameter
+    tensors, or one number), else ``inner_lr``.  Shared by every architecture's ``adapt``."""
     theta = [_as_tensor(t, device) for t in init_tensors]
     m: Optional[list[Optional[torch.Tensor]]] = None
     if masks is not None:
@@ -317,11 +330,7 @@ def adapt(init_tensors: Sequence[Any], lrs: Union[float, Sequence[Any], None], x
         lr = float(lrs)
     else:
         lr = [_as_tensor(t, device) for t in lrs]
-    params = expand(theta, b)
-    with torch.enable_grad():
-        params, _ = inner_loop(params, lr, x, y, steps, w0_first=w0_first, w0_hidden=w0_hidden,
-                               keep=context_keep, masks=m, inside=inside, rescale=rescale, detach=True)
-    return params
+    return theta, m, lr
 
 
 def adapt_prior(prior: Any, x: torch.Tensor, y: torch.Tensor, steps: Optional[int] = None, *,

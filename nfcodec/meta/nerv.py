@@ -413,11 +413,6 @@ def task_source(paths: Sequence[Union[str, os.PathLike]], cfg: Any) -> ClipSourc
 # ---------------------------------------------------------------------------------------------- the encoder's entry
 
 
-def _as_tensor(t: Any, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(t, dtype=np.float32) if not isinstance(t, torch.Tensor) else t,
-                           dtype=torch.float32, device=device)
-
-
 def adapt(init_tensors: Sequence[Any], lrs: Union[float, Sequence[Any], None], record: Any, y: torch.Tensor,
           steps: int, *, masks: Optional[Sequence[Any]] = None, context_keep: float = 1.0, rescale: bool = False,
           inner_lr: float = 1e-2) -> Tensors:
@@ -433,19 +428,7 @@ def adapt(init_tensors: Sequence[Any], lrs: Union[float, Sequence[Any], None], r
     """
     device = y.device
     enc = encoding(record, y.shape[1]).to(device)
-    theta = [_as_tensor(t, device) for t in init_tensors]
-    m: Optional[list[Optional[torch.Tensor]]] = None
-    if masks is not None:
-        m = [None if mk is None else torch.as_tensor(np.asarray(mk) if not isinstance(mk, torch.Tensor) else mk,
-                                                      device=device).bool() for mk in masks]
-        m = [None if mk is None or bool(mk.all()) else mk for mk in m]
-        theta = learn._masked(theta, m)
-    if lrs is None:
-        lr: LRs = float(inner_lr)
-    elif isinstance(lrs, (int, float)):
-        lr = float(lrs)
-    else:
-        lr = [_as_tensor(t, device) for t in lrs]
+    theta, m, lr = learn.adapt_state(init_tensors, masks, lrs, inner_lr, device)
     params = learn.expand(theta, y.shape[0])
     with torch.enable_grad():
         params, _ = inner_loop(params, lr, record, enc, y, steps, keep=context_keep, masks=m, rescale=rescale,
