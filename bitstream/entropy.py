@@ -25,6 +25,8 @@ id  name       params                                     integer counts over [l
     board      svarint lo_a, uvarint K_a, u16 j_a,        residuals of context bin b:
                svarint lo_r, uvarint K_r, u8 B,           laplace(lo_r, K_r, j_b)
                B × u16 j_b                                (spatial context, see below)
+5   causal     uvarint c, h, w, 6 × i8 coefficients,      residuals of context bin b:
+               svarint lo_r, uvarint K_r, u8 B, B × j_b   laplace(lo_r, K_r, j_b); module causal
 ==  =========  =========================================  ===================================
 
 For ``laplace``, θ = 1 - j/4096 (j in [1, 4095], exact in float64), t_0 = 1.0 and
@@ -977,3 +979,7 @@ def tensor_report(payload: bytes) -> list[dict[str, Any]]:
                  word_bytes=4 * r.words.size, bits_per_symbol=8 * coded / r.n if r.n else 0.0)
         )
     return report
+
+
+# The causal model (wire id 5) lives in its own module and registers itself on import.
+from . import causal as _causal  # noqa: E402,F401  (after every name it imports from here)

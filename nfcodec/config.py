@@ -297,7 +297,7 @@ class GridConfig:
 
 
 #: lambda of a grid encode without a --bpp target or --lambda (about 0.5 bpp on kodim01).
-GRID_DEFAULT_LAMBDA = 0.02
+GRID_DEFAULT_LAMBDA = 0.003
 
 #: Levels of a width-chunks stream when no widths are given.
 DEFAULT_LEVELS = 4

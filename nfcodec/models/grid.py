@@ -5,11 +5,10 @@
       --bilinear x2^l (align_corners=False, edge clamp), crop to H x W-->  x (H*W, L)
       --synthesis MLP: Linear(L, h1) -> GELU [-> Linear(h1, h2) -> GELU] -> Linear(., 3)-->  RGB in [-1, 1]
 
-The rate of the latents is estimated with the checkerboard context model the file uses
-(:func:`bitstream.entropy.checkerboard_context`): anchors ((y + x) even) under a zero-mean
-Laplace per level, the others under a Laplace centred on the mean of their four anchor
-neighbours with a scale per (level, context bin).  The coder fits its own tables from the final
-symbols; the learned scales here only shape training.  Design notes: docs/grid.md.
+The rate of the latents is estimated with the causal context model the file uses
+(:mod:`bitstream.causal`): every latent under a Laplace centred on a rounded linear prediction
+from six decoded neighbours, with a scale per (level, activity bin).  The coder fits its own
+coefficients and tables from the final symbols; the learned scales here only shape training.  Design notes: docs/grid.md.
 """
 from __future__ import annotations
 
@@ -20,10 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GridField", "latent_sizes", "quantize_latent", "laplace_bits", "checkerboard_bits", "N_BINS"]
+__all__ = ["GridField", "latent_sizes", "quantize_latent", "laplace_bits", "causal_bits", "N_BINS"]
 
 #: Context bins of the training rate model (the coder may use fewer).
-N_BINS = 8
+N_BINS = 12
+#: Initial predictor coefficients (W, N, NW, NE, WW, NN), near what the coder fits on trained latents.
+_COEF_INIT = (0.35, 0.35, -0.05, 0.1, 0.05, 0.05)
 
 
 def latent_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
@@ -51,30 +52,31 @@ def laplace_bits(r: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     return -torch.log2(p.clamp_min(2.0**-24))
 
 
-def _neighbours(y: torch.Tensor) -> torch.Tensor:
-    """(4, h, w): N, S, W, E neighbours of every position, 0 outside."""
-    p = F.pad(y[None, None], (1, 1, 1, 1))[0, 0]
-    return torch.stack([p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]])
+#: Neighbour slices of a plane padded by (2 left, 2 right, 2 top): W, N, NW, NE, WW, NN
+#: (the order of :data:`bitstream.causal.CAUSAL_NEIGHBOURS`).
+_CAUSAL_SLICES = ((2, 1), (1, 2), (1, 1), (1, 3), (2, 0), (0, 2))
+_ACTIVITY = (2.0, 2.0, 2.0, 2.0, 1.0, 1.0)
 
 
-def checkerboard_bits(y: torch.Tensor, log_anchor: torch.Tensor, log_bins: torch.Tensor,
-                      anchor: torch.Tensor) -> torch.Tensor:
-    """Estimated bits of one quantized latent plane ``y`` (h, w) under the checkerboard model.
-
-    ``anchor``: bool (h, w), (y + x) even.  Non-anchors: ``mu = floor((N+S+W+E+2)/4)``
-    (straight-through), bin = bit length of ``sum |n - mu|`` (detached), capped at N_BINS - 1.
-    """
-    n = _neighbours(y)
-    s4 = n.sum(0)
-    mu = s4 / 4 + (torch.floor((s4 + 2) / 4) - s4 / 4).detach()
+def causal_bits(y: torch.Tensor, coefs: torch.Tensor, log_bins: torch.Tensor) -> torch.Tensor:
+    """Estimated bits of one quantized latent plane ``y`` (h, w) under the causal model the file
+    uses (:mod:`bitstream.causal`): ``mu`` = rounded (straight-through) linear prediction from the
+    W, N, NW, NE, WW, NN neighbours (0 outside) with learned ``coefs`` (6,); the residual under a
+    Laplace whose scale is ``exp(log_bins[bin])``, bin = bit length of the neighbours' weighted
+    activity (detached), capped at ``len(log_bins) - 1``.  The coder refits the coefficients
+    (least squares, in 1/64) and its tables from the final symbols."""
+    h, w = y.shape
+    p = F.pad(y[None, None], (2, 2, 2, 0))[0, 0]
+    n = torch.stack([p[a:a + h, b:b + w] for a, b in _CAUSAL_SLICES])
+    n = n.detach()   # the rate gradient reaches the coded latent only (measured: as good, simpler)
+    mu_real = torch.einsum("k,khw->hw", coefs, n)
+    mu = mu_real + (torch.round(mu_real) - mu_real).detach()
     with torch.no_grad():
-        act = (n - mu).abs().sum(0)
+        weights = torch.tensor(_ACTIVITY, dtype=y.dtype, device=y.device)
+        act = torch.einsum("k,khw->hw", weights, (n - mu).abs())
         bins = torch.where(act < 1, torch.zeros_like(act), torch.floor(torch.log2(act.clamp_min(1))) + 1)
         bins = bins.clamp(max=log_bins.numel() - 1).long()
-    bits_a = laplace_bits(y[anchor], log_anchor)
-    free = ~anchor
-    bits_n = laplace_bits((y - mu)[free], log_bins[bins[free]])
-    return bits_a.sum() + bits_n.sum()
+    return laplace_bits(y - mu, log_bins[bins]).sum()
 
 
 class GridField(nn.Module):
@@ -95,15 +97,12 @@ class GridField(nn.Module):
         dims = [levels, *hidden, 3]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-2], dims[1:-1]))
         self.layers.append(nn.Linear(dims[-2], 3) if head_kernel == 1 else nn.Conv2d(dims[-2], 3, head_kernel))
-        self.log_anchor = nn.Parameter(torch.zeros(levels))
+        self.coefs = nn.Parameter(torch.tensor([_COEF_INIT] * levels))
         self.log_bins = nn.Parameter(torch.zeros(levels, N_BINS))
-        for l, (h, w) in enumerate(self.sizes):       # (y + x) even; buffers follow the module's device
-            self.register_buffer(f"anchor{l}", (torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 == 0,
-                                 persistent=False)
 
     # ------------------------------------------------------------------ parts
     def rate_parameters(self) -> list[nn.Parameter]:
-        return [self.log_anchor, self.log_bins]
+        return [self.coefs, self.log_bins]
 
     def synthesis_parameters(self) -> list[nn.Parameter]:
         """Weights and biases in the file's order (the k x k head's weight is (3, hidden, k, k))."""
@@ -146,14 +145,12 @@ class GridField(nn.Module):
         return self.layers[-1](x)
 
     def _rate(self, mode: str, crop: Optional[tuple[int, int, int, int]]) -> tuple[list[torch.Tensor], torch.Tensor]:
-        planes, bits = [], torch.zeros((), device=self.log_anchor.device)
+        planes, bits = [], torch.zeros((), device=self.log_bins.device)
         for l, y in enumerate(self.latents):
             rs, cs = self.window(l, crop)
             q = quantize_latent(y[rs, cs], mode)
             planes.append(q)
-            # the rate of the window: its anchors/non-anchors keep their global parity
-            anchor = getattr(self, f"anchor{l}")[rs, cs]
-            bits = bits + checkerboard_bits(q, self.log_anchor[l], self.log_bins[l], anchor)
+            bits = bits + causal_bits(q, self.coefs[l], self.log_bins[l])
         return planes, bits
 
     def forward(self, mode: str = "noise", crop: Optional[tuple[int, int, int, int]] = None

@@ -57,7 +57,7 @@ GOLDEN = [
 
 def test_model_ids_are_pinned():
     assert {name: m.wire_id for name, m in ENTROPY_MODELS.items()} == {"const": 0, "histogram": 1, "laplace": 2, "gaussian": 3,
-                                                                       "checkerboard": 4}
+                                                                       "checkerboard": 4, "causal": 5}
 
 
 @pytest.mark.parametrize("model", ["histogram", "laplace"])  # const is always allowed too
@@ -142,7 +142,7 @@ def test_model_choice_picks_the_smallest():
     for expected, values in cases.items():
         tensor = _tensor(values.astype(np.int64))
         alone = {m: _coded_bytes(encode_tensors([tensor], models=[m])) for m in ENTROPY_MODELS
-                 if m not in ("const", "checkerboard")}  # checkerboard needs a shape hint
+                 if m not in ("const", "checkerboard", "causal")}  # the plane models need a shape hint
         best = tensor_report(encode_tensors([tensor]))[0]
         assert best["model"] == expected
         assert best["param_bytes"] + best["word_bytes"] <= min(alone.values())

@@ -1,0 +1,61 @@
+"""Checks shared by the tests of the plane entropy models (``checkerboard``, ``causal``)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nfcodec.bitstream import FormatError, decode_tensors, tensor_report, write_uvarint, zigzag
+
+#: (c, h, w) plane stacks the fuzz tests draw from.
+N_SHAPES = [(1, 1, 1), (1, 2, 3), (2, 2, 2), (1, 4, 5), (3, 1, 4), (1, 3, 7)]
+
+
+def smooth(h: int, w: int, c: int = 1, amp: int = 30) -> np.ndarray:
+    """A deterministic, RNG-free smooth image-like stack of planes."""
+    y, x = np.mgrid[0:h, 0:w]
+    planes = [(amp * (y * y + 2 * x * y + k * x * x)) // (h * h + 2 * h * w + k * w * w)
+              + ((3 * x + 5 * y + k) % 7 == 0) for k in range(c)]
+    return np.stack(planes).astype(np.int32)
+
+
+def decodes_or_refuses(payload: bytes, n: int) -> None:
+    """``payload`` either decodes to ``n`` symbols or raises a FormatError (nothing else)."""
+    try:
+        (out,) = decode_tensors(payload)
+    except FormatError:
+        return
+    assert out.symbols.size == n
+
+
+def check_word_tampering(payload: bytes, n: int) -> bytes:
+    """An extra word is refused; every single-bit flip of the words decodes to ``n`` symbols or is
+    a FormatError.  Returns the words."""
+    (row,) = tensor_report(payload)
+    words = payload[-row["word_bytes"]:]
+    head = payload[: -row["word_bytes"] - 1]  # up to n_words
+    assert head + bytes((len(words) // 4,)) + words == payload
+    with pytest.raises(FormatError, match="left over|corrupt"):
+        decode_tensors(head + bytes((len(words) // 4 + 1,)) + words + b"\x01\x02\x03\x04")
+    for i in range(len(payload) - len(words), len(payload)):
+        for flip in (0x01, 0x80):
+            bad = bytearray(payload)
+            bad[i] ^= flip
+            decodes_or_refuses(bytes(bad), n)
+    return words
+
+
+def sv(v: int) -> bytes:
+    """An svarint."""
+    return write_uvarint(zigzag(v))
+
+
+def one_record(model: int, n: int, params: bytes, words: bytes = b"", n_words=None) -> bytes:
+    """A one-tensor payload (index 0, step 0) of entropy model ``model``."""
+    n_words = len(words) // 4 if n_words is None else n_words
+    return b"\x01\x00\x00" + write_uvarint(n) + bytes((model,)) + params + write_uvarint(n_words) + words
+
+
+def check_every_truncation(payload: bytes) -> None:
+    for cut in range(len(payload)):
+        with pytest.raises(FormatError):
+            decode_tensors(payload[:cut])
