@@ -99,6 +99,9 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
 CONTROL_EVERY = 10
 #: ... and moves log lambda by this gain times the log of its miss.
 CONTROL_GAIN = 0.1
+#: ... or by this larger gain while the miss is more than CONTROL_FAR (a log ratio), so that an
+#: image far from the starting lambda's calibration is reached within the noise phase.
+CONTROL_GAIN_FAR, CONTROL_FAR = 0.5, math.log(1.2)
 
 
 @torch.no_grad()
@@ -113,7 +116,8 @@ def _control(model: Any, flat: torch.Tensor, log_lam: float, target_bpp: Optiona
     else:
         mse = torch.mean((out.clamp(-1, 1) - flat) ** 2).item()
         miss = -math.log(max(mse, 1e-12) / (4.0 * 10 ** (-target_psnr / 10)))
-    return min(max(log_lam + CONTROL_GAIN * miss, math.log(1e-6)), math.log(10.0))
+    gain = CONTROL_GAIN_FAR if abs(miss) > CONTROL_FAR else CONTROL_GAIN
+    return min(max(log_lam + gain * miss, math.log(1e-6)), math.log(10.0))
 
 
 class GridCoder:
