@@ -43,6 +43,8 @@ from .entropy import (
     _LAPLACE_DENOM,
     EntropyModel,
     _AnsCoder,
+    _ans_decode_with,
+    _bin_histograms,
     _ans_decoder,
     _Categorical,
     _check_empty,
@@ -109,10 +111,15 @@ def _offsets(w: int) -> np.ndarray:
     return np.array([dy * (w + 2 * _PAD) + dx for dy, dx in CAUSAL_NEIGHBOURS], dtype=np.int64)
 
 
+def _neighbours_at(flat: np.ndarray, at: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``(m, 6)`` neighbours of the flat positions ``at`` of padded planes ``flat``."""
+    return flat[at[:, None] + offsets[None, :]]
+
+
 def _context_at(flat: np.ndarray, at: np.ndarray, offsets: np.ndarray, coefs: np.ndarray,
                 n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """``(mu, bin)`` at flat positions ``at`` of padded planes ``flat`` (int64)."""
-    n = flat[at[:, None] + offsets[None, :]]                  # (m, 6)
+    n = _neighbours_at(flat, at, offsets)
     mu = (n @ coefs + (1 << (CAUSAL_SHIFT - 1))) >> CAUSAL_SHIFT
     a = np.abs(n - mu[:, None]) @ np.asarray(_ACTIVITY_WEIGHTS, dtype=np.int64)
     bits = np.searchsorted(_POW2, a, side="right").astype(np.int64)
@@ -166,9 +173,7 @@ def _least_squares(planes: np.ndarray) -> tuple:
     """The predictor's coefficients (x 64, rounded, clamped) by least squares over the planes
     (encoder only; any coefficients decode)."""
     c, h, w = planes.shape
-    flat = _padded(planes).reshape(-1)
-    at = _flat_index(c, h, w).reshape(-1)
-    n = flat[at[:, None] + _offsets(w)[None, :]].astype(np.float64)
+    n = _neighbours_at(_padded(planes).reshape(-1), _flat_index(c, h, w).reshape(-1), _offsets(w)).astype(np.float64)
     y = planes.reshape(-1).astype(np.float64)
     if not n.any():
         return (0,) * 6
@@ -201,11 +206,7 @@ class CausalModel(EntropyModel):
             hists = np.bincount(bits * size_r + (residuals - lo_r), minlength=rows * size_r).reshape(rows, size_r)
             costs = _LaplaceCosts(lo_r, size_r)
             for n_bins in _BIN_CHOICES:
-                merged = [hists[b] for b in range(min(n_bins - 1, rows))]
-                merged += [np.zeros(size_r, dtype=np.int64)] * (n_bins - 1 - len(merged))
-                merged.append(hists[n_bins - 1:].sum(axis=0) if n_bins - 1 < rows
-                              else np.zeros(size_r, dtype=np.int64))
-                fitted = [costs.best(hist) for hist in merged]
+                fitted = [costs.best(hist) for hist in _bin_histograms(hists, n_bins)]
                 p = CausalParams(*dims, coefs, lo_r, size_r, tuple(j for j, _ in fitted))
                 estimate = sum(bits for _, bits in fitted) / 8 + len(self.write_params(p))
                 if best is None or estimate < best[0]:
@@ -296,10 +297,7 @@ class CausalModel(EntropyModel):
             if tables is None:
                 r = np.full(at.size, p.lo_r, dtype=np.int64)
             else:
-                try:
-                    r = coder.decode(family, tables[bins]).astype(np.int64) + p.lo_r
-                except (ValueError, KeyError, RuntimeError, OverflowError) as exc:  # constriction's errors
-                    raise FormatError(f"{where}: corrupt ANS words ({exc})") from exc
+                r = _ans_decode_with(coder, where, family, tables[bins]).astype(np.int64) + p.lo_r
             s = mu + r
             if s.size and (s.min() < _I32.min or s.max() > _I32.max):
                 raise FormatError(f"{where}: causal symbol mu + r outside the int32 range")

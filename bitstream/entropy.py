@@ -632,6 +632,16 @@ class _LaplaceCosts:
         return j, costs[j]
 
 
+def _bin_histograms(hists: np.ndarray, n_bins: int) -> list[np.ndarray]:
+    """``n_bins`` residual histograms from one row per bit length: rows ``0 .. n_bins-2`` as they
+    are (zeros where there are fewer rows), the last bin merging every row from ``n_bins - 1`` on."""
+    rows, size = hists.shape
+    merged = [hists[b] for b in range(min(n_bins - 1, rows))]
+    merged += [np.zeros(size, dtype=np.int64)] * (n_bins - 1 - len(merged))
+    merged.append(hists[n_bins - 1:].sum(axis=0) if n_bins - 1 < rows else np.zeros(size, dtype=np.int64))
+    return merged
+
+
 def _planes_shape(shape: tuple, n: int) -> Optional[tuple[int, int, int]]:
     """``(c, h, w)`` of a usable geometry hint, else None."""
     if len(shape) == 2:
@@ -677,10 +687,7 @@ class CheckerboardModel(EntropyModel):
         costs = _LaplaceCosts(lo_r, size_r)
         candidates = []
         for n_bins in _CB_BIN_CHOICES:
-            merged = [hists[b] for b in range(min(n_bins - 1, rows))]
-            merged += [np.zeros(size_r, dtype=np.int64)] * (n_bins - 1 - len(merged))
-            merged.append(hists[n_bins - 1:].sum(axis=0) if n_bins - 1 < rows else np.zeros(size_r, dtype=np.int64))
-            js = tuple(costs.best(hist)[0] for hist in merged)
+            js = tuple(costs.best(hist)[0] for hist in _bin_histograms(hists, n_bins))
             candidates.append(CheckerboardParams(*dims, lo_a, size_a, j_a, lo_r, size_r, js))
 
         def size(p: CheckerboardParams) -> int:
@@ -799,8 +806,13 @@ def _ans_decoder(words: np.ndarray, where: str) -> Any:
 
 def _ans_decode(coder: Any, probs: np.ndarray, n: int, where: str) -> np.ndarray:
     """``n`` symbols of one categorical table, in [0, len(probs))."""
+    return _ans_decode_with(coder, where, _Categorical(probs, perfect=False), n)
+
+
+def _ans_decode_with(coder: Any, where: str, *model: Any) -> np.ndarray:
+    """``coder.decode(*model)``, constriction's errors as FormatErrors (corrupt words)."""
     try:
-        return coder.decode(_Categorical(probs, perfect=False), n)
+        return coder.decode(*model)
     except (ValueError, KeyError, RuntimeError, OverflowError) as exc:  # constriction's errors
         raise FormatError(f"{where}: corrupt ANS words ({exc})") from exc
 
