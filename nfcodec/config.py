@@ -262,6 +262,10 @@ class TransformConfig:
         return TRANSFORM_DEFAULT_PARAM[self.transform] if self.transform_param == -1 else self.transform_param
 
 
+#: Quantizers of the grid fit's noise phase (an encoder choice: the file does not record it).
+GRID_QUANTIZERS = ("noise", "softround")
+
+
 @dataclass(frozen=True)
 class GridConfig:
     """The rate-distortion fit of the latent grid (arch ``grid``; :mod:`nfcodec.grid_encoder`).
@@ -281,8 +285,13 @@ class GridConfig:
     grid_ste_lr: float = 2e-3
     grid_lambda: float = 0.0
     grid_weight_bits: int = 0       # synthesis weight bit depth (0: searched among 6..10)
+    # Noise phase quantizer: "noise" (y + U(-1/2, 1/2)) or "softround" (C3 / Cool-chic: soft
+    # rounding around Kumaraswamy noise, temperature 0.3 -> 0.1 and noise shape 2 -> 1 over the phase).
+    grid_quantizer: str = "noise"
 
     def __post_init__(self) -> None:
+        if self.grid_quantizer not in GRID_QUANTIZERS:
+            raise ConfigError(f"grid_quantizer={self.grid_quantizer!r} must be one of {', '.join(GRID_QUANTIZERS)}")
         _check("grid_iters", self.grid_iters, 0, 10_000_000)
         _check("grid_ste_iters", self.grid_ste_iters, 0, 10_000_000)
         _check("grid_crop", self.grid_crop, 0, 65535)

@@ -18,7 +18,7 @@ from nfcodec.bitstream.headers import GridArch
 from nfcodec.config import ModelConfig
 from nfcodec.errors import ConfigError
 from nfcodec.media import load_image
-from nfcodec.models.grid import GridField, causal_bits, latent_sizes
+from nfcodec.models.grid import GridField, causal_bits, kumaraswamy_noise, latent_sizes, quantize_latent, softround
 
 from exact_reference import reference_frames
 from nfc_testdata import TINY_GRID, TINY_PNG, moving_clip
@@ -72,6 +72,35 @@ def test_tiny_encode_decodes_exactly_everywhere(head):
     for backend in ("numpy", "torch"):
         assert np.array_equal(nfcodec.decode(r.data, backend=backend).image, r.reconstruction)
     assert np.array_equal(reference_frames(r.data)[0], r.reconstruction)
+
+
+def test_softround_and_kumaraswamy_noise():
+    x = torch.tensor([-1.5, -1.2, -0.5, 0.0, 0.3, 0.5, 0.7, 1.0, 2.49])
+    # integers and half-integers are fixed points; t -> 0 rounds (ties here sit at k + 1/2); t large is the identity
+    assert torch.equal(softround(x, 0.3)[[0, 2, 3, 5, 7]], x[[0, 2, 3, 5, 7]])
+    assert torch.allclose(softround(x, 1e-3)[[1, 4, 6, 8]], torch.tensor([-1.0, 0.0, 1.0, 2.0]))
+    assert torch.allclose(softround(x, 100.0), x, atol=1e-4)
+    assert abs(softround(torch.tensor(0.3), 0.3).item() - 0.18705) < 1e-4      # pulled towards 0
+    torch.manual_seed(0)
+    uniform, peaked = kumaraswamy_noise(torch.zeros(100_000), 1.0), kumaraswamy_noise(torch.zeros(100_000), 2.0)
+    for n in (uniform, peaked):
+        assert -0.5 <= n.min().item() and n.max().item() <= 0.5
+    assert abs(uniform.abs().mean().item() - 0.25) < 0.005                    # U(-1/2, 1/2)
+    assert abs(peaked.abs().mean().item() - 0.176) < 0.005                    # concentrated near 0
+    y = torch.tensor([0.2, 1.7, -2.4], requires_grad=True)
+    q = quantize_latent(y, "noise", (0.1, 1.0))
+    q.sum().backward()
+    assert (q - y).abs().max().item() < 1.0 and y.grad is not None and torch.all(y.grad >= 0)
+
+
+def test_softround_quantizer_encodes_and_is_recorded():
+    r = nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_quantizer="softround"))
+    assert 26.0 < r.psnr < 40.0 and 3.0 < r.bpp < 12.0, (r.psnr, r.bpp)
+    assert np.array_equal(nfcodec.decode(r.data).image, r.reconstruction)
+    meta = next(c for c in read_container(r.data).chunks if c.ctype == b"meTA").data
+    assert b'"quantizer":"softround"' in meta
+    with pytest.raises(ConfigError, match="grid_quantizer='ste' must be one of noise, softround"):
+        TINY_GRID.replace(grid_quantizer="ste")
 
 
 def test_latents_use_the_causal_model_and_smaller_lambda_costs_more():

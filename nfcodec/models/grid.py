@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GridField", "latent_sizes", "quantize_latent", "laplace_bits", "causal_bits", "N_BINS"]
+__all__ = ["GridField", "latent_sizes", "quantize_latent", "softround", "kumaraswamy_noise", "laplace_bits", "causal_bits", "N_BINS"]
 
 #: Context bins of the training rate model (the coder may use fewer).
 N_BINS = 12
@@ -32,9 +32,29 @@ def latent_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
     return [(-(-height // (1 << l)), -(-width // (1 << l))) for l in range(levels)]
 
 
-def quantize_latent(y: torch.Tensor, mode: str) -> torch.Tensor:
-    """``noise``: y + U(-1/2, 1/2); ``ste``: round with a straight-through gradient; ``hard``: round."""
+def softround(x: torch.Tensor, t: float) -> torch.Tensor:
+    """A differentiable stand-in for ``round`` (Agustsson & Theis 2020): ``floor(x) + 1/2 +
+    tanh((frac(x) - 1/2) / t) / (2 tanh(1 / (2 t)))``; -> round as t -> 0, -> x as t grows."""
+    f = torch.floor(x)
+    return f + 0.5 * torch.tanh((x - f - 0.5) / t) / math.tanh(0.5 / t) + 0.5
+
+
+def kumaraswamy_noise(like: torch.Tensor, a: float) -> torch.Tensor:
+    """Noise in (-1/2, 1/2) from a Kumaraswamy(a, b) law whose mode is 1/2 (C3, Kim et al. 2024):
+    ``b = (2^a (a - 1) + 1) / a``; a = 1 is U(-1/2, 1/2), larger a concentrates it near 0."""
+    b = (2.0 ** a * (a - 1) + 1) / a
+    u = torch.rand_like(like)
+    return (1 - (1 - u) ** (1 / b)) ** (1 / a) - 0.5
+
+
+def quantize_latent(y: torch.Tensor, mode: str, soft: Optional[tuple[float, float]] = None) -> torch.Tensor:
+    """``noise``: y + U(-1/2, 1/2), or with ``soft = (t, a)`` the soft-rounded noisy latent of C3
+    and Cool-chic, ``softround(softround(y, t) + n, t)`` with Kumaraswamy(a) noise ``n``; ``ste``:
+    round with a straight-through gradient; ``hard``: round."""
     if mode == "noise":
+        if soft is not None:
+            t, a = soft
+            return softround(softround(y, t) + kumaraswamy_noise(y, a), t)
         return y + torch.rand_like(y) - 0.5
     if mode == "ste":
         return y + (torch.round(y) - y).detach()
@@ -144,20 +164,22 @@ class GridField(nn.Module):
             x = F.gelu(layer(x))
         return self.layers[-1](x)
 
-    def _rate(self, mode: str, crop: Optional[tuple[int, int, int, int]]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def _rate(self, mode: str, crop: Optional[tuple[int, int, int, int]], soft: Optional[tuple[float, float]] = None
+              ) -> tuple[list[torch.Tensor], torch.Tensor]:
         planes, bits = [], torch.zeros((), device=self.log_bins.device)
         for l, y in enumerate(self.latents):
             rs, cs = self.window(l, crop)
-            q = quantize_latent(y[rs, cs], mode)
+            q = quantize_latent(y[rs, cs], mode, soft)
             planes.append(q)
             bits = bits + causal_bits(q, self.coefs[l], self.log_bins[l])
         return planes, bits
 
-    def forward(self, mode: str = "noise", crop: Optional[tuple[int, int, int, int]] = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(rgb (n, 3) in [-1, 1] scale, estimated latent bits of the window)``."""
+    def forward(self, mode: str = "noise", crop: Optional[tuple[int, int, int, int]] = None,
+                soft: Optional[tuple[float, float]] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rgb (n, 3) in [-1, 1] scale, estimated latent bits of the window)``; ``soft = (t, a)``
+        makes the ``noise`` mode soft-rounded (see :func:`quantize_latent`)."""
         if self.head_kernel == 1:
-            planes, bits = self._rate(mode, crop)
+            planes, bits = self._rate(mode, crop, soft)
             return self.synthesize(self.upsample(planes, crop)), bits
         # k x k head: hidden maps of the crop plus a margin of k // 2 (zeros only outside the image)
         p = self.head_kernel // 2
@@ -165,7 +187,7 @@ class GridField(nn.Module):
         a, b = max(0, y0 - p), max(0, x0 - p)
         c, d = min(self.height, y0 + h + p), min(self.width, x0 + w + p)
         box = (a, b, c - a, d - b)
-        planes, bits = self._rate(mode, box)
+        planes, bits = self._rate(mode, box, soft)
         x = self.upsample(planes, box)
         for layer in self.layers[:-1]:
             x = F.gelu(layer(x))

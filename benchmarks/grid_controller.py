@@ -1,0 +1,68 @@
+"""The lambda controller of the grid fit with and without its anti-windup hold (issue 13).
+
+    python benchmarks/grid_controller.py
+
+Two cases (run alone on the machine, about 8 minutes on 2 cores):
+  1. kodim09 at --bpp 1.5, default preset: the case where the controller winds up (lambda driven
+     11x below its start while the rate still climbs by itself), the rate overshoots and the file
+     is coarsened to fit;
+  2. a 256x256 crop of kodim09 at --bpp 0.5 and 1.0, fast preset: a small image far from the
+     starting lambda, which the hold keeps from reaching its target.
+For each: CONTROL_HOLD None (the shipped controller) and 0.01, the coded bpp, PSNR, the starting,
+lowest and final lambda, the controller's last rate estimate (rounded latents, bpp) and the latent
+scale delta the budget search needed.  Rows go to benchmarks/results/grid/controller.jsonl.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import torch
+
+import nfcodec
+import nfcodec.grid_encoder as ge
+from nfcodec.media import load_image
+
+OUT = os.path.join(os.path.dirname(__file__), "results", "grid", "controller.jsonl")
+K9 = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "kodak", "kodim09.png")
+
+
+def _logging(trace: list) -> None:
+    """Wrap the controller to record (estimated bpp, log lambda) at every control step."""
+    inner = _CONTROL
+
+    def control(model, flat, log_lam, *args):
+        out = inner(model, flat, log_lam, *args)
+        with torch.no_grad():
+            bits = model("hard")[1].item()
+        trace.append((bits / flat.shape[0], log_lam))
+        return out
+    ge._control = control
+
+
+_CONTROL = ge._control
+
+
+def main() -> None:
+    full = load_image(K9)
+    crop = full[:256, 256:512]
+    cases = [("kodim09", full, "default", 1.5), ("kodim09 crop 256", crop, "fast", 0.5), ("kodim09 crop 256", crop, "fast", 1.0)]
+    for name, image, preset, bpp in cases:
+        for hold in (None, 0.01):
+            ge.CONTROL_HOLD = hold
+            trace: list = []
+            _logging(trace)
+            r = nfcodec.encode(image, arch="grid", preset=preset, bpp=bpp)
+            row = {"image": name, "preset": preset, "target": bpp, "hold": hold, "bpp": r.bpp,
+                   "psnr": r.psnr, "lambda_start": math.exp(trace[0][1]), "lambda_min": math.exp(min(t[1] for t in trace)),
+                   "lambda": r.rate_control["lambda"], "last_estimate_bpp": trace[-1][0],
+                   "delta": r.rate_control["delta"]}
+            print(json.dumps(row), flush=True)
+            with open(OUT, "a") as f:
+                f.write(json.dumps(row) + "\n")
+    ge.CONTROL_HOLD, ge._control = None, _CONTROL
+
+
+if __name__ == "__main__":
+    main()
