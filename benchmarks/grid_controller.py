@@ -8,7 +8,8 @@ Two cases (run alone on the machine, about 8 minutes on 2 cores):
      is coarsened to fit;
   2. a 256x256 crop of kodim09 at --bpp 0.5 and 1.0, fast preset: a small image far from the
      starting lambda, which the hold keeps from reaching its target.
-For each: CONTROL_HOLD None (the shipped controller) and 0.01, the coded bpp, PSNR, the starting,
+For each: the shipped controller (hold None) and the anti-windup hold 0.01 (this script's wrapper
+of ``nfcodec.grid_encoder._control``), the coded bpp, PSNR, the starting,
 lowest and final lambda, the controller's last rate estimate (rounded latents, bpp) and the latent
 scale delta the budget search needed.  Rows go to benchmarks/results/grid/controller.jsonl.
 """
@@ -28,16 +29,19 @@ OUT = os.path.join(os.path.dirname(__file__), "results", "grid", "controller.jso
 K9 = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "kodak", "kodim09.png")
 
 
-def _logging(trace: list) -> None:
-    """Wrap the controller to record (estimated bpp, log lambda) at every control step."""
-    inner = _CONTROL
-
-    def control(model, flat, log_lam, *args):
-        out = inner(model, flat, log_lam, *args)
+def _wrap(trace: list, hold: float | None) -> None:
+    """Wrap the shipped controller: record (estimated bpp, log lambda) at every control step and,
+    with ``hold``, the anti-windup variant: keep lambda instead of lowering it while the rate
+    estimate still approaches the target by more than ``hold`` (log ratio) per control step."""
+    def control(model, flat, log_lam, target_bpp, target_psnr):
+        new = _CONTROL(model, flat, log_lam, target_bpp, target_psnr)
         with torch.no_grad():
-            bits = model("hard")[1].item()
-        trace.append((bits / flat.shape[0], log_lam))
-        return out
+            bpp = model("hard")[1].item() / flat.shape[0]
+        miss = math.log(max(bpp, 1e-4) / target_bpp)
+        if hold is not None and trace and miss < 0 and miss - trace[-1][2] > hold:
+            new = log_lam
+        trace.append((bpp, log_lam, miss))
+        return new
     ge._control = control
 
 
@@ -50,9 +54,8 @@ def main() -> None:
     cases = [("kodim09", full, "default", 1.5), ("kodim09 crop 256", crop, "fast", 0.5), ("kodim09 crop 256", crop, "fast", 1.0)]
     for name, image, preset, bpp in cases:
         for hold in (None, 0.01):
-            ge.CONTROL_HOLD = hold
             trace: list = []
-            _logging(trace)
+            _wrap(trace, hold)
             r = nfcodec.encode(image, arch="grid", preset=preset, bpp=bpp)
             row = {"image": name, "preset": preset, "target": bpp, "hold": hold, "bpp": r.bpp,
                    "psnr": r.psnr, "lambda_start": math.exp(trace[0][1]), "lambda_min": math.exp(min(t[1] for t in trace)),
@@ -61,7 +64,7 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             with open(OUT, "a") as f:
                 f.write(json.dumps(row) + "\n")
-    ge.CONTROL_HOLD, ge._control = None, _CONTROL
+    ge._control = _CONTROL
 
 
 if __name__ == "__main__":

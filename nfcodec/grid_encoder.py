@@ -64,7 +64,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
                             {"params": model.rate_parameters()}], lr=g.grid_lr)
     crop = g.grid_crop if 0 < g.grid_crop < max(H, W) else 0
     total = g.grid_iters + g.grid_ste_iters
-    log_lam, psnr_now, last_miss = math.log(lam), 0.0, None
+    log_lam, psnr_now = math.log(lam), 0.0
     t0 = time.perf_counter()
     for it in range(total):
         noise = it < g.grid_iters
@@ -88,7 +88,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         opt.step()
         if (target_bpp is not None or target_psnr is not None) and noise and it >= g.grid_iters // 5 \
                 and it % CONTROL_EVERY == 0:
-            log_lam, last_miss = _control(model, flat, log_lam, target_bpp, target_psnr, last_miss)
+            log_lam = _control(model, flat, log_lam, target_bpp, target_psnr)
         psnr_now = 10 * math.log10(4.0 / max(mse.item(), 1e-12))
         if progress is not None and (it % 50 == 0 or it == total - 1):
             progress(it + 1, total, psnr_now)
@@ -115,14 +115,9 @@ CONTROL_GAIN = 0.1
 CONTROL_GAIN_FAR, CONTROL_FAR = 0.5, math.log(1.2)
 
 
-#: Anti-windup (off: None): hold lambda instead of lowering it while the measure still approaches
-#: the target by more than this log ratio per control step. Measured and left off, see _control.
-CONTROL_HOLD: Optional[float] = None
-
-
 @torch.no_grad()
 def _control(model: Any, flat: torch.Tensor, log_lam: float, target_bpp: Optional[float],
-             target_psnr: Optional[float], last_miss: Optional[float] = None) -> tuple[float, float]:
+             target_psnr: Optional[float]) -> float:
     """One step of dual ascent on log lambda, measured on the *rounded* latents of the whole image
     (the noisy ones overstate the rate of near-zero latents several times): raise lambda while the
     estimated file rate is above a --bpp target, lower it while the distortion is above a --psnr one.
@@ -130,22 +125,19 @@ def _control(model: Any, flat: torch.Tensor, log_lam: float, target_bpp: Optiona
     Windup: the latents start at zero, so the rate climbs for hundreds of steps at any lambda;
     lowering lambda all that time drove it 11x below its start on kodim09 at --bpp 1.5, the rate
     then overshot by 18% and the file had to be coarsened (delta 1.20, 35.54 dB, below the 37.29 dB
-    of --bpp 1.0). With :data:`CONTROL_HOLD` = 0.01 (lambda only lowered once the measure has
-    nearly stopped approaching the target by itself) that file gave 37.18 dB, but a 256x256 crop
-    at the fast preset then ended the fit 35-32% under its --bpp 0.5 / 1.0 target and lost 0.15 /
-    0.43 dB once padded to it, so the hold stays off (``python benchmarks/grid_controller.py``,
-    docs/grid.md "Windup at high rates").
-    Returns the new log lambda and this step's miss (log ratio, > 0: lambda should rise)."""
+    of --bpp 1.0). An anti-windup hold (lambda only lowered once the rate has nearly stopped
+    approaching the target by itself) gave that file 37.18 dB, but a 256x256 crop at the fast
+    preset then ended the fit 35-32% under its --bpp 0.5 / 1.0 target and lost 0.15 / 0.43 dB once
+    padded to it, so it is not in the encoder (``python benchmarks/grid_controller.py`` wraps this
+    function with it; docs/grid.md "Windup at high rates")."""
     out, bits = model("hard")
     if target_bpp is not None:
         miss = math.log(max(bits.item() / flat.shape[0], 1e-4) / target_bpp)
     else:
         mse = torch.mean((out.clamp(-1, 1) - flat) ** 2).item()
         miss = -math.log(max(mse, 1e-12) / (4.0 * 10 ** (-target_psnr / 10)))
-    if CONTROL_HOLD is not None and miss < 0 and last_miss is not None and miss - last_miss > CONTROL_HOLD:
-        return log_lam, miss
     gain = CONTROL_GAIN_FAR if abs(miss) > CONTROL_FAR else CONTROL_GAIN
-    return min(max(log_lam + gain * miss, math.log(1e-6)), math.log(10.0)), miss
+    return min(max(log_lam + gain * miss, math.log(1e-6)), math.log(10.0))
 
 
 class GridCoder:
