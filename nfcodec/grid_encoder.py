@@ -111,8 +111,11 @@ CONTROL_EVERY = 10
 #: ... and moves log lambda by this gain times the log of its miss.
 CONTROL_GAIN = 0.1
 #: ... or by this larger gain while the miss is more than CONTROL_FAR (a log ratio), so that an
-#: image far from the starting lambda's calibration is reached within the noise phase.
+#: image far from the starting lambda's calibration is reached within the noise phase ...
 CONTROL_GAIN_FAR, CONTROL_FAR = 0.5, math.log(1.2)
+#: ... and already from this smaller miss when the fit is over its target (lambda must rise): an
+#: overshoot left at the end of the noise phase is paid for by coarsening the file (delta > 1).
+CONTROL_FAR_OVER = math.log(1.05)
 
 
 @torch.no_grad()
@@ -124,19 +127,19 @@ def _control(model: Any, flat: torch.Tensor, log_lam: float, target_bpp: Optiona
 
     Windup: the latents start at zero, so the rate climbs for hundreds of steps at any lambda;
     lowering lambda all that time drove it 11x below its start on kodim09 at --bpp 1.5, the rate
-    then overshot by 18% and the file had to be coarsened (delta 1.20, 35.54 dB, below the 37.29 dB
-    of --bpp 1.0). An anti-windup hold (lambda only lowered once the rate has nearly stopped
-    approaching the target by itself) gave that file 37.18 dB, but a 256x256 crop at the fast
-    preset then ended the fit 35-32% under its --bpp 0.5 / 1.0 target and lost 0.15 / 0.43 dB once
-    padded to it, so it is not in the encoder (``python benchmarks/grid_controller.py`` wraps this
-    function with it; docs/grid.md "Windup at high rates")."""
+    then overshot by 13-18% and, with the small gain, came back too slowly: the file had to be
+    coarsened (delta 1.20, 35.54 dB, below the 37.29 dB of --bpp 1.0). Raising lambda with the far
+    gain from a 5% overshoot on (CONTROL_FAR_OVER) ends that fit on target: 37.98 dB at delta 1.0.
+    An anti-windup hold instead (lambda only lowered once the rate has nearly stopped approaching
+    the target) gave 37.18 dB there but cost a small image 0.15-0.43 dB, and a predictive hold
+    36.09 dB (``python benchmarks/grid_controller.py``; docs/grid.md "Windup at high rates")."""
     out, bits = model("hard")
     if target_bpp is not None:
         miss = math.log(max(bits.item() / flat.shape[0], 1e-4) / target_bpp)
     else:
         mse = torch.mean((out.clamp(-1, 1) - flat) ** 2).item()
         miss = -math.log(max(mse, 1e-12) / (4.0 * 10 ** (-target_psnr / 10)))
-    gain = CONTROL_GAIN_FAR if abs(miss) > CONTROL_FAR else CONTROL_GAIN
+    gain = CONTROL_GAIN_FAR if miss > CONTROL_FAR_OVER or -miss > CONTROL_FAR else CONTROL_GAIN
     return min(max(log_lam + gain * miss, math.log(1e-6)), math.log(10.0))
 
 
