@@ -1,17 +1,23 @@
-"""The lambda controller of the grid fit with and without its anti-windup hold (issue 13).
+"""Variants of the lambda controller of the grid fit against windup (issue 13).
 
-    python benchmarks/grid_controller.py [--rule none --rule hold=0.01 --rule horizon=10] [--case N] [--trace T.json]
+    python benchmarks/grid_controller.py [--rule none --rule hold=0.01 --rule horizon=10 --rule up=1.05]
+                                         [--case N] [--trace T.json]
 
-Two cases (run alone on the machine, about 8 minutes on 2 cores):
-  1. kodim09 at --bpp 1.5, default preset: the case where the controller winds up (lambda driven
-     11x below its start while the rate still climbs by itself), the rate overshoots and the file
-     is coarsened to fit;
-  2. a 256x256 crop of kodim09 at --bpp 0.5 and 1.0, fast preset: a small image far from the
-     starting lambda, which the hold keeps from reaching its target.
-For each: the shipped controller (hold None) and the anti-windup hold 0.01 (this script's wrapper
-of ``nfcodec.grid_encoder._control``), the coded bpp, PSNR, the starting,
+Cases (run alone on the machine, about 4 minutes per rule on 2 cores):
+  0. kodim09 at --bpp 1.5, default preset: the case where the controller wound up (lambda driven
+     11x below its start while the rate still climbed by itself), the rate overshot and the file
+     was coarsened to fit;
+  1, 2. a 256x256 crop of kodim09 at --bpp 0.5 and 1.0, fast preset: a small image far from the
+     starting lambda, which a hold keeps from reaching its target.
+Rules are wrappers of ``nfcodec.grid_encoder._control`` (``none``: the encoder's controller as it
+is; rules combine with ``+``): ``hold=H`` lowers lambda only once the rate estimate approaches the
+target by less than H (log ratio) per control step; ``horizon=N`` keeps lambda while the last
+control step's growth, extrapolated over N more, reaches the target; ``up=R`` uses the far gain
+from an overshoot of R (the encoder has had ``up=1.05`` built in since commit 3cdf3ca, so on the
+current encoder that rule is the same as ``none``; the rows before it are of the earlier
+controller, with the far gain only beyond 1.2x).  Each row: the coded bpp, PSNR, the starting,
 lowest and final lambda, the controller's last rate estimate (rounded latents, bpp) and the latent
-scale delta the budget search needed.  Rows go to benchmarks/results/grid/controller.jsonl.
+scale delta the budget search needed; rows go to benchmarks/results/grid/controller.jsonl.
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ files) cover it too: tests/test_exact.py, tests/test_representations.py, tests/t
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -209,3 +210,28 @@ def test_cli_encode_grid(tmp_path):
                                    "--grid-hidden", "1,2,3", "-q"])
     assert res.exit_code != 0 and "grid_hidden=(1, 2, 3)" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "u.nfc").exists()
+
+
+@pytest.mark.parametrize("ratio, gain", [(1.10, 0.5), (1.30, 0.5), (1.03, 0.1), (0.90, 0.1), (0.97, 0.1), (0.80, 0.5)])
+def test_controller_gain_is_asymmetric(ratio, gain):
+    """--bpp: lambda rises with the far gain from a 5% overshoot, falls with it only from a 1.2x
+    undershoot (docs/grid.md "Windup at high rates")."""
+    from nfcodec import grid_encoder as ge
+
+    flat = torch.zeros(100, 3)
+
+    def model(mode):
+        assert mode == "hard"
+        return flat, torch.tensor(100 * 2.0 * ratio)        # 2.0 * ratio bits per pixel
+
+    log_lam = math.log(1e-3)
+    new = ge._control(model, flat, log_lam, 2.0, None)
+    assert new == pytest.approx(log_lam + gain * math.log(ratio), abs=1e-6)
+    # --psnr: a fit whose MSE is below the target's (too good: lambda must rise) is the overshoot
+    mse_target = 4.0 * 10 ** (-30 / 10)
+
+    def model_psnr(mode):
+        return torch.full((100, 3), math.sqrt(mse_target / ratio)), torch.tensor(0.0)
+
+    new = ge._control(model_psnr, flat, log_lam, None, 30.0)
+    assert new == pytest.approx(log_lam + gain * math.log(ratio), abs=1e-5)
