@@ -25,3 +25,7 @@ for s in $RATES; do       # one rate over all images at a time, the highest firs
     nfc eval $ALL -c nfc-grid -s "nfc-grid:$s" -c jpeg -c webp -c avif -o "$OUT" -q
 done
 nfc eval $ALL -c nfc-grid -s "nfc-grid:bpp=0.25/bpp=0.5/bpp=1.0/bpp=1.5" -c jpeg -c webp -c avif -o "$OUT" -q
+# The same record without the --bpp 1.5 points (BD over all 12 files on 0.25-1.0 bpp; report only).
+mkdir -p "$OUT-3rates"
+grep -v ',nfc-grid,bpp=1.5,' "$OUT/results.csv" > "$OUT-3rates/results.csv"
+nfc eval $ALL -c nfc-grid -s "nfc-grid:bpp=0.25/bpp=0.5/bpp=1.0" -c jpeg -c webp -c avif -o "$OUT-3rates" -q
