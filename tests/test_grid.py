@@ -235,3 +235,37 @@ def test_controller_gain_is_asymmetric(ratio, gain):
 
     new = ge._control(model_psnr, flat, log_lam, None, 30.0)
     assert new == pytest.approx(log_lam + gain * math.log(ratio), abs=1e-5)
+
+
+@pytest.mark.parametrize("target, first_call, start_lambda", [
+    ({"bpp": 8.0}, 60, None),                  # --bpp: the controller acts from 20% of the noise phase
+    ({"psnr": 25.0}, 150, 4.0 * 10 ** -2.5),   # --psnr: from half of it, lambda from the target's MSE
+])
+def test_controller_start_and_psnr_starting_lambda(monkeypatch, target, first_call, start_lambda):
+    """docs/grid.md "Lambda, --bpp and --psnr": a --psnr fit starts at lambda = MSE_P and is not
+    controlled in the first half of the noise phase (its quality climbs below the target at any
+    lambda, and lowering lambda all that time wound it down)."""
+    from nfcodec import grid_encoder as ge
+
+    seen = []
+    shipped = ge._control
+
+    def control(model, flat, log_lam, tb, tp):
+        seen.append(math.exp(log_lam))
+        return shipped(model, flat, log_lam, tb, tp)
+
+    monkeypatch.setattr(ge, "_control", control)
+    calls = []
+    monkeypatch.setattr(ge, "CONTROL_EVERY", 1)     # one call per step: the first one's step is the count skipped
+    cfg = TINY_GRID.replace(grid_lambda=0.0)
+    orig_fit = ge.fit_grid
+
+    def fit(*args, **kw):
+        calls.append(kw["lam"])
+        return orig_fit(*args, **kw)
+
+    monkeypatch.setattr(ge, "fit_grid", fit)
+    nfcodec.encode(TINY_PNG, config=cfg, **target)
+    assert len(seen) == 300 - first_call                 # steps first_call .. 299 of the 300 noise steps
+    if start_lambda is not None:
+        assert calls == [pytest.approx(start_lambda)] and seen[0] == pytest.approx(start_lambda)
