@@ -269,3 +269,32 @@ def test_controller_start_and_psnr_starting_lambda(monkeypatch, target, first_ca
     assert len(seen) == 300 - first_call                 # steps first_call .. 299 of the 300 noise steps
     if start_lambda is not None:
         assert calls == [pytest.approx(start_lambda)] and seen[0] == pytest.approx(start_lambda)
+
+
+def test_psnr_refits_with_the_winding_rule_when_the_target_is_missed(monkeypatch):
+    """--psnr: when no latent scale reaches the target after the cautious fit, the encoder fits
+    again with the earlier rule (lambda from GRID_DEFAULT_LAMBDA, controlled from 20%), once."""
+    from nfcodec import grid_encoder as ge
+    from nfcodec.config import GRID_DEFAULT_LAMBDA
+
+    fits, shipped_fit, shipped_meet = [], ge.fit_grid, ge._meet_quality
+
+    def fit(*args, **kw):
+        fits.append((kw["lam"], kw["control_start"]))
+        return shipped_fit(*args, **kw)
+
+    def meet(*args):
+        if len(fits) == 1:
+            raise ge._QualityNotReached("the latent grid reached 1.00 dB at most (test)")
+        return shipped_meet(*args)
+
+    monkeypatch.setattr(ge, "fit_grid", fit)
+    monkeypatch.setattr(ge, "_meet_quality", meet)
+    r = nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_lambda=0.0), psnr=21.0)
+    assert fits == [(pytest.approx(4.0 * 10 ** -2.1), None), (GRID_DEFAULT_LAMBDA, ge.CONTROL_START_BPP)]
+    assert r.psnr >= 21.0 and r.rate_control["second_fit"] is True
+    # an explicit --lambda is the expert's choice: no second fit, the one-line error stands
+    fits.clear()
+    with pytest.raises(ConfigError, match="reached 1.00 dB at most"):
+        nfcodec.encode(TINY_PNG, config=TINY_GRID, psnr=21.0)
+    assert len(fits) == 1
