@@ -68,6 +68,10 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
     crop = g.grid_crop if 0 < g.grid_crop < max(H, W) else 0
     total = g.grid_iters + g.grid_ste_iters
     log_lam, psnr_now = math.log(lam), 0.0
+    controlled = target_bpp is not None or target_psnr is not None
+    if control_start is None:
+        control_start = CONTROL_START_PSNR if target_psnr is not None else CONTROL_START_BPP
+    control_from = int(g.grid_iters * control_start)
     t0 = time.perf_counter()
     for it in range(total):
         noise = it < g.grid_iters
@@ -89,10 +93,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        start = control_start if control_start is not None else \
-            CONTROL_START_PSNR if target_psnr is not None else CONTROL_START_BPP
-        if (target_bpp is not None or target_psnr is not None) and noise and it >= int(g.grid_iters * start) \
-                and it % CONTROL_EVERY == 0:
+        if controlled and noise and it >= control_from and it % CONTROL_EVERY == 0:
             log_lam = _control(model, flat, log_lam, target_bpp, target_psnr)
         psnr_now = 10 * math.log10(4.0 / max(mse.item(), 1e-12))
         if progress is not None and (it % 50 == 0 or it == total - 1):
@@ -217,6 +218,10 @@ def _mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
 
 
+class _QualityNotReached(ConfigError):
+    """``_meet_quality``: no latent scale reaches the --psnr target."""
+
+
 def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, *, preset: str | None = None,
                 metadata: bool = True, progress: Callable[[int, int, float], None] | None = None,
                 bpp: float | None = None, psnr: float | None = None, sizing: bool = False) -> EncodeResult:
@@ -230,9 +235,10 @@ def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConf
     record = arch.make_record(config.model, header)
     arch.check(record, header)
     image = frames[0]
-    lam0 = _lambda_for(config, bpp, psnr)
+    common = dict(image=image, header=header, record=record, config=config, preset=preset, metadata=metadata,
+                  progress=progress, bpp=bpp, psnr=psnr, t0=t0)
     try:
-        return _fit_and_code(image, header, record, config, preset, metadata, progress, bpp, psnr, lam0, None, t0)
+        return _fit_and_code(**common, lam0=_lambda_for(config, bpp, psnr), control_start=None)
     except _QualityNotReached:
         if psnr is None or config.grid.grid_lambda > 0:
             raise
@@ -240,17 +246,12 @@ def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConf
     # target (a 256x256 image at the fast preset, --psnr 33: 32.98 dB at most). Fit again with the
     # earlier rule (lambda from GRID_DEFAULT_LAMBDA, controlled from 20% of the noise phase), which
     # winds lambda down and so reaches the highest quality, at a high rate (33.01 dB at 3.15 bpp).
-    result = _fit_and_code(image, header, record, config, preset, metadata, progress, bpp, psnr,
-                           GRID_DEFAULT_LAMBDA, CONTROL_START_BPP, t0)
+    result = _fit_and_code(**common, lam0=GRID_DEFAULT_LAMBDA, control_start=CONTROL_START_BPP)
     result.rate_control["second_fit"] = True
     return result
 
 
-class _QualityNotReached(ConfigError):
-    """``_meet_quality``: no latent scale reaches the --psnr target."""
-
-
-def _fit_and_code(image: np.ndarray, header: Any, record: Any, config: CodecConfig, preset: str | None,
+def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecConfig, preset: str | None,
                   metadata: bool, progress: Any, bpp: Optional[float], psnr: Optional[float], lam0: float,
                   control_start: Optional[float], t0: float) -> EncodeResult:
     """One fit and its file (bit depth, then the --bpp or --psnr latent scale search)."""
@@ -320,7 +321,7 @@ def _meet_quality(coder: GridCoder, bits: int, target: float, image: np.ndarray)
             hi = mid
     if best is None:
         raise _QualityNotReached(f"the latent grid reached {quality(0.25)[0]:.2f} dB at most for this image, below the "
-                          f"--psnr target {target}; use a smaller --lambda or more --grid-iters")
+                                 f"--psnr target {target}; use a smaller --lambda or more --grid-iters")
     return best
 
 

@@ -255,20 +255,19 @@ def test_controller_start_and_psnr_starting_lambda(monkeypatch, target, first_ca
         return shipped(model, flat, log_lam, tb, tp)
 
     monkeypatch.setattr(ge, "_control", control)
-    calls = []
-    monkeypatch.setattr(ge, "CONTROL_EVERY", 1)     # one call per step: the first one's step is the count skipped
-    cfg = TINY_GRID.replace(grid_lambda=0.0)
-    orig_fit = ge.fit_grid
+    monkeypatch.setattr(ge, "CONTROL_EVERY", 1)     # one call per noise step from the first controlled one
+    fit_lambdas = []
+    shipped_fit = ge.fit_grid
 
     def fit(*args, **kw):
-        calls.append(kw["lam"])
-        return orig_fit(*args, **kw)
+        fit_lambdas.append(kw["lam"])
+        return shipped_fit(*args, **kw)
 
     monkeypatch.setattr(ge, "fit_grid", fit)
-    nfcodec.encode(TINY_PNG, config=cfg, **target)
+    nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_lambda=0.0), **target)
     assert len(seen) == 300 - first_call                 # steps first_call .. 299 of the 300 noise steps
     if start_lambda is not None:
-        assert calls == [pytest.approx(start_lambda)] and seen[0] == pytest.approx(start_lambda)
+        assert fit_lambdas == [pytest.approx(start_lambda)] and seen[0] == pytest.approx(start_lambda)
 
 
 def test_psnr_refits_with_the_winding_rule_when_the_target_is_missed(monkeypatch):
