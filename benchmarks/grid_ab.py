@@ -22,6 +22,7 @@ against the default preset on images the Kodak record already measured.
 from __future__ import annotations
 
 import argparse
+import importlib
 import csv
 import json
 import os
@@ -73,7 +74,15 @@ def main() -> None:
     ap.add_argument("--a", default="", help="knobs of A, e.g. preset=fast,grid_iters=400")
     ap.add_argument("--b", required=True, help="knobs of B")
     ap.add_argument("--a-csv", help="take A (the default preset) from this nfc eval results.csv")
+    ap.add_argument("--set", action="append", default=[], metavar="MODULE.NAME=VALUE",
+                    help="set a module constant for the whole run (both configs), e.g. "
+                         "nfcodec.models.grid.PROXY_MU_STEPS=4 or nfcodec.grid_encoder.CALIBRATE_EVERY=0; "
+                         "recorded in each row's 'set' field")
     args = ap.parse_args()
+    for item in args.set:
+        name, value = item.split("=", 1)
+        module, attr = name.rsplit(".", 1)
+        setattr(importlib.import_module(module), attr, _value(value))
     if args.a_csv and args.a:
         ap.error("--a and --a-csv exclude each other: the rows of an nfc eval run are the default preset")
     cached = _eval_rows(args.a_csv, args.bpp) if args.a_csv else {}
@@ -93,6 +102,8 @@ def main() -> None:
             row = {"image": os.path.basename(image), "config": name, "knobs": text, "target": args.bpp,
                    "bpp": r.bpp, "psnr": r.psnr, "seconds": time.perf_counter() - t0,
                    "lambda": (r.rate_control or {}).get("lambda"), "delta": (r.rate_control or {}).get("delta")}
+            if args.set:
+                row["set"] = args.set
             rows.append(row)
             print(f"{row['image']} {name}: {r.psnr:.3f} dB at {r.bpp:.4f} bpp, {row['seconds']:.0f} s", flush=True)
             with open(OUT, "a") as f:

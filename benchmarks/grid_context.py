@@ -28,10 +28,10 @@ def _entropy_bytes(residuals: np.ndarray, bins: np.ndarray) -> float:
 
 
 def main(paths: list[str]) -> None:
-    print("| file | level | plane | in file (B) | checkerboard (B) | causal (B) | causal bound (B) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| file | level | plane | in file (B) | checkerboard (B) | causal (B) | causal4 (B) | causal bound (B) |")
+    print("|---|---|---|---|---|---|---|---|")
     for path in paths:
-        totals = np.zeros(4)
+        totals = np.zeros(5)
         c = read_container(open(path, "rb").read())
         arch = GridArch.unpack(next(x.data for x in c.chunks if x.ctype == b"ARCH"))
         tdat = next(x.data for x in c.chunks if x.ctype == b"TDAT")
@@ -41,7 +41,7 @@ def main(paths: list[str]) -> None:
             if not q.any():
                 continue
             row = [report[level]["param_bytes"] + report[level]["word_bytes"]]
-            for model in ("checkerboard", "causal"):
+            for model in ("checkerboard", "causal", "causal4"):
                 try:
                     row.append(len(encode_tensors([CodedTensor(0, 0, q, shape=(h, w))], models=[model])))
                 except ValueError:          # the model cannot code this plane (too small)

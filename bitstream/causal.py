@@ -1,4 +1,5 @@
-"""The ``causal`` entropy model (wire id 5): latent planes coded autoregressively in wavefronts.
+"""The ``causal`` (wire id 5) and ``causal4`` (wire id 6) entropy models: latent planes coded
+autoregressively in wavefronts.
 
 Every symbol of a plane is predicted from six already-decoded neighbours by an integer linear
 predictor whose coefficients the file carries, and coded as the residual from that prediction
@@ -30,11 +31,18 @@ One ``AnsCoder`` holds every residual (symbol ``r - lo_r``) in decoding order, e
 in pieces of at most ``CAUSAL_PIECE`` symbols, each one call of constriction's
 ``Categorical(perfect=False)`` family with one table row per symbol (encoder: the same pieces,
 ``encode_reverse``, last piece first).  Every decoded ``mu + r`` MUST lie in int32.
+
+``causal4`` (format 2.6) keeps the prediction to the quarter: ``m = (P + 8) >> 4``,
+``mu = m >> 2``, ``phi = m & 3``, the activity on ``|4 n - m|`` (``bin = min(B - 1,
+bit_length(A >> 2))``), and the residual ``r = s - mu`` under one of four tables per bin, a
+discrete Laplace centred on ``phi / 4`` with a decay of ``rho = 1 - j / 16384`` per quarter step
+(:func:`quarter_laplace_counts`).  Same wire as ``causal``, ``j`` in [1, 16383].  On the latents
+of a kodim01 grid file it codes 5.9% fewer bytes than ``causal`` (docs/grid.md).
 """
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -58,7 +66,8 @@ from .entropy import (
 from .errors import FormatError
 from .fields import ByteReader, write_uvarint, zigzag
 
-__all__ = ["CausalParams", "CausalModel", "causal_context", "causal_order", "CAUSAL_MAX_ALPHABET",
+__all__ = ["CausalParams", "CausalModel", "Causal4Model", "causal_context", "causal4_context",
+           "quarter_laplace_counts", "causal_order", "CAUSAL_MAX_ALPHABET",
            "CAUSAL_SHIFT", "CAUSAL_NEIGHBOURS", "CAUSAL_MAX_WAVEFRONTS"]
 
 #: Neighbour offsets (dy, dx) in wire order: W, N, NW, NE, WW, NN.
@@ -157,16 +166,20 @@ def causal_context(planes: np.ndarray, coefs, B: int) -> tuple[np.ndarray, np.nd
     Raises:
         ValueError: ``planes`` is not 3-D, ``B < 1`` or a coefficient is out of range.
     """
+    return _whole_planes("causal_context", _context_at, planes, coefs, B)
+
+
+def _whole_planes(name: str, context_at: Any, planes: np.ndarray, coefs, B: int) -> tuple:
+    """``context_at`` at every position of ``(c, h, w)`` planes, each output reshaped to them."""
     planes = np.asarray(planes)
     coefs = tuple(int(v) for v in coefs)
     if planes.ndim != 3 or B < 1 or len(coefs) != 6 or not all(-128 <= v <= 127 for v in coefs):
-        raise ValueError(f"causal_context needs (c, h, w) planes, six coefficients in [-128, 127] and B >= 1, "
+        raise ValueError(f"{name} needs (c, h, w) planes, six coefficients in [-128, 127] and B >= 1, "
                          f"got shape {planes.shape}, coefs {coefs}, B={B}")
     c, h, w = planes.shape
     flat = _padded(planes.astype(np.int64)).reshape(-1)
     at = _flat_index(c, h, w).reshape(-1)
-    mu, bins = _context_at(flat, at, _offsets(w), np.asarray(coefs, dtype=np.int64), B)
-    return mu.reshape(c, h, w), bins.reshape(c, h, w)
+    return tuple(v.reshape(c, h, w) for v in context_at(flat, at, _offsets(w), np.asarray(coefs, dtype=np.int64), B))
 
 
 def _least_squares(planes: np.ndarray) -> tuple:
@@ -194,24 +207,39 @@ class CausalModel(EntropyModel):
         if dims is None or (dims[2] - 1) + 2 * (dims[1] - 1) + 1 > CAUSAL_MAX_WAVEFRONTS:
             return None
         planes = symbols.astype(np.int64).reshape(dims)
-        best = None
+        best, P = None, self.phases
         for coefs in {_least_squares(planes), (0,) * 6}:
-            mu, bits = causal_context(planes, coefs, 64)
+            mu, phase, bins = self._fit_context(planes, coefs)
             residuals = (planes - mu).reshape(-1)
             lo_r, size_r = _span(residuals)
             if size_r > CAUSAL_MAX_ALPHABET or lo_r < _I32.min or lo_r + size_r - 1 > _I32.max:
                 continue
-            bits = bits.reshape(-1)
-            rows = int(bits.max()) + 1
-            hists = np.bincount(bits * size_r + (residuals - lo_r), minlength=rows * size_r).reshape(rows, size_r)
-            costs = _LaplaceCosts(lo_r, size_r)
+            bins = bins.reshape(-1)
+            rows = int(bins.max()) + 1
+            key = (bins * P + phase.reshape(-1)) * size_r + (residuals - lo_r)
+            hists = np.bincount(key, minlength=rows * P * size_r).reshape(rows, P * size_r)
+            costs = self._costs(lo_r, size_r)
             for n_bins in _BIN_CHOICES:
-                fitted = [costs.best(hist) for hist in _bin_histograms(hists, n_bins)]
+                fitted = [costs.best(h.reshape(P, size_r) if P > 1 else h) for h in _bin_histograms(hists, n_bins)]
                 p = CausalParams(*dims, coefs, lo_r, size_r, tuple(j for j, _ in fitted))
                 estimate = sum(bits for _, bits in fitted) / 8 + len(self.write_params(p))
                 if best is None or estimate < best[0]:
                     best = (estimate, p)
         return None if best is None else best[1]
+
+    #: Table rows per context bin (causal4: one per quarter phase).
+    phases = 1
+
+    @staticmethod
+    def _fit_context(planes: np.ndarray, coefs: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mu, phase, bin)`` of every position with up to 64 bins (the fit merges them)."""
+        mu, bins = causal_context(planes, coefs, 64)
+        return mu, np.zeros_like(bins), bins
+
+    @staticmethod
+    def _costs(lo: int, size: int) -> Any:
+        """Bits of a bin's histogram (``(phases, K)``, or ``(K,)`` for one phase) under the best j."""
+        return _LaplaceCosts(lo, size)
 
     def write_params(self, params: CausalParams) -> bytes:
         p = params
@@ -221,26 +249,30 @@ class CausalModel(EntropyModel):
             struct.pack(f"<{len(p.js)}H", *p.js),
         ])
 
+    #: Largest table index j of the wire (``laplace``'s tables: 4095).
+    j_max = _LAPLACE_DENOM - 1
+
     def read_params(self, reader: ByteReader, n: int) -> CausalParams:
+        name = self.name
         c, h, w = reader.uvarint("c"), reader.uvarint("h"), reader.uvarint("w")
         if min(c, h, w) < 1 or c * h * w != n:  # Python ints: no overflow, nothing allocated
-            raise FormatError(f"{reader.context} causal planes c={c} h={h} w={w}: "
+            raise FormatError(f"{reader.context} {name} planes c={c} h={h} w={w}: "
                               f"c*h*w must equal n={n}, each >= 1")
         if (w - 1) + 2 * (h - 1) + 1 > CAUSAL_MAX_WAVEFRONTS:
-            raise FormatError(f"{reader.context} causal planes h={h} w={w}: w + 2h - 2 >= {CAUSAL_MAX_WAVEFRONTS} "
+            raise FormatError(f"{reader.context} {name} planes h={h} w={w}: w + 2h - 2 >= {CAUSAL_MAX_WAVEFRONTS} "
                               f"wavefronts")
         coefs = struct.unpack("<6b", reader.take(6, "coefs"))
         lo_r, size_r = _read_range(reader, 1, "_r")
         if size_r > CAUSAL_MAX_ALPHABET:
-            raise FormatError(f"{reader.context} causal K_r={size_r} outside [1, {CAUSAL_MAX_ALPHABET}]")
+            raise FormatError(f"{reader.context} {name} K_r={size_r} outside [1, {CAUSAL_MAX_ALPHABET}]")
         n_bins = reader.u8("B")
         if not 1 <= n_bins <= CAUSAL_MAX_BINS:
-            raise FormatError(f"{reader.context} causal B={n_bins} outside [1, {CAUSAL_MAX_BINS}]")
+            raise FormatError(f"{reader.context} {name} B={n_bins} outside [1, {CAUSAL_MAX_BINS}]")
         js = []
         for b in range(n_bins):
             (j,) = struct.unpack("<H", reader.take(2, f"j_{b}"))
-            if not 1 <= j < _LAPLACE_DENOM:
-                raise FormatError(f"{reader.context} causal j_{b}={j} outside [1, {_LAPLACE_DENOM - 1}]")
+            if not 1 <= j <= self.j_max:
+                raise FormatError(f"{reader.context} {name} j_{b}={j} outside [1, {self.j_max}]")
             js.append(j)
         return CausalParams(c, h, w, tuple(coefs), lo_r, size_r, tuple(js))
 
@@ -249,7 +281,14 @@ class CausalModel(EntropyModel):
 
     @staticmethod
     def _tables(p: CausalParams) -> np.ndarray:
+        """The float64 count rows the symbols are coded with (here one per bin)."""
         return np.stack([laplace_counts(p.lo_r, p.size_r, j).astype(np.float64) for j in p.js])
+
+    @staticmethod
+    def _rows_at(flat: np.ndarray, at: np.ndarray, offsets: np.ndarray, coefs: np.ndarray,
+                 n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(mu, row of _tables)`` at flat positions of the padded planes (here the row is the bin)."""
+        return _context_at(flat, at, offsets, coefs, n_bins)
 
     @staticmethod
     def _pieces(p: CausalParams):
@@ -268,17 +307,19 @@ class CausalModel(EntropyModel):
     def encode_words(self, params: CausalParams, symbols: np.ndarray) -> np.ndarray:
         p = params
         planes = np.asarray(symbols).astype(np.int64).reshape(p.c, p.h, p.w)
-        mu, bins = causal_context(planes, p.coefs, len(p.js))
-        residuals = (planes - mu).reshape(-1)
+        mu, rows = self._rows_at(_padded(planes).reshape(-1), _flat_index(p.c, p.h, p.w).reshape(-1), _offsets(p.w),
+                                 np.asarray(p.coefs, dtype=np.int64), len(p.js))
+        residuals = planes.reshape(-1) - mu
         if residuals.size and (residuals.min() < p.lo_r or residuals.max() >= p.lo_r + p.size_r):
-            raise ValueError(f"causal params do not fit the tensor: residuals outside [{p.lo_r}, {p.lo_r + p.size_r})")
+            raise ValueError(f"{self.name} params do not fit the tensor: residuals outside "
+                             f"[{p.lo_r}, {p.lo_r + p.size_r})")
         coder = _AnsCoder()
         if p.size_r == 1:
             return coder.get_compressed()
-        tables, bins = self._tables(p), bins.reshape(-1)
+        tables = self._tables(p)
         family = _Categorical(perfect=False)
         for _, out in reversed(list(self._pieces(p))):
-            coder.encode_reverse((residuals[out] - p.lo_r).astype(np.int32), family, tables[bins[out]])
+            coder.encode_reverse((residuals[out] - p.lo_r).astype(np.int32), family, tables[rows[out]])
         return coder.get_compressed()
 
     def decode_symbols(self, params: CausalParams, words: np.ndarray, n: int, *,
@@ -293,16 +334,117 @@ class CausalModel(EntropyModel):
         tables = self._tables(p) if p.size_r > 1 else None
         family = _Categorical(perfect=False)
         for at, out in self._pieces(p):
-            mu, bins = _context_at(flat, at, offsets, coefs, len(p.js))
+            mu, rows = self._rows_at(flat, at, offsets, coefs, len(p.js))
             if tables is None:
                 r = np.full(at.size, p.lo_r, dtype=np.int64)
             else:
-                r = _ans_decode_with(coder, where, family, tables[bins]).astype(np.int64) + p.lo_r
+                r = _ans_decode_with(coder, where, family, tables[rows]).astype(np.int64) + p.lo_r
             s = mu + r
             if s.size and (s.min() < _I32.min or s.max() > _I32.max):
-                raise FormatError(f"{where}: causal symbol mu + r outside the int32 range")
+                raise FormatError(f"{where}: {self.name} symbol mu + r outside the int32 range")
             flat[at] = s
             out_flat[out] = s
         _check_empty(coder, n, where)
         return out_flat
 
+
+
+# --------------------------------------------------------------------------- causal4 (wire id 6)
+#: Denominator of the quarter-step decay of ``causal4``: rho = 1 - j / 16384, j in [1, 16383].
+CAUSAL4_DENOM = 16384
+#: Quarter-step powers kept (u_i for larger i is u at the last one) and the count scale.
+_QUARTER_POWERS, _QUARTER_ONE = 2**19, 2.0**20
+
+
+def quarter_laplace_counts(lo: int, size: int, j: int) -> np.ndarray:
+    """The four tables of ``causal4`` for one ``j``: ``(4, K)`` int64 counts, row ``phi`` centred
+    on ``phi / 4``: ``c[phi, k] = floor(u_|4(lo + k) - phi| * 2**20) + 1`` with ``u_0 = 1``,
+    ``u_m = u_(m-1) * rho`` (one IEEE float64 rounding per product), ``rho = 1 - j / 16384``:
+    a discrete Laplace whose decay per quarter step is rho (per unit ``rho**4``)."""
+    rho = 1.0 - j / CAUSAL4_DENOM
+    k4 = 4 * np.arange(lo, lo + size, dtype=np.int64)
+    dist = np.abs(k4[None, :] - np.arange(4, dtype=np.int64)[:, None])
+    top = min(int(dist.max()), _QUARTER_POWERS - 1)
+    powers = np.multiply.accumulate(np.concatenate(([1.0], np.full(top, rho))))
+    return np.floor(powers[np.minimum(dist, top)] * _QUARTER_ONE).astype(np.int64) + 1
+
+
+def _context4_at(flat: np.ndarray, at: np.ndarray, offsets: np.ndarray, coefs: np.ndarray,
+                 n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mu, phi, bin)`` of ``causal4`` at flat positions ``at`` (int64)."""
+    n = _neighbours_at(flat, at, offsets)
+    m = (n @ coefs + 8) >> 4                     # the prediction in quarters
+    a = np.abs(4 * n - m[:, None]) @ np.asarray(_ACTIVITY_WEIGHTS, dtype=np.int64)
+    bits = np.searchsorted(_POW2, a >> 2, side="right").astype(np.int64)
+    return m >> 2, m & 3, np.minimum(bits, n_bins - 1)
+
+
+def causal4_context(planes: np.ndarray, coefs, B: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``causal4``'s ``(mu, phi, bin)`` of every position of ``(c, h, w)`` planes (int64 each):
+    ``m = (P + 8) >> 4`` (the prediction in quarters), ``mu = m >> 2``, ``phi = m & 3``,
+    ``A = sum_k w_k |4 n_k - m|``, ``bin = min(B - 1, bit_length(A >> 2))``.  Bounds as for
+    :func:`causal_context` (``|4 n - m| < 2**35``)."""
+    return _whole_planes("causal4_context", _context4_at, planes, coefs, B)
+
+
+class _QuarterCosts:
+    """Bits of the (4, K) histograms of one bin under ``quarter_laplace_counts`` (cached by j)."""
+
+    def __init__(self, lo: int, size: int) -> None:
+        self.lo, self.size = lo, size
+        self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, hists: np.ndarray, j: int) -> float:
+        table = self._tables.get(j)
+        if table is None:
+            counts = quarter_laplace_counts(self.lo, self.size, j).astype(np.float64)
+            table = self._tables[j] = (np.log2(counts), np.log2(counts.sum(axis=1)))
+        log_counts, log_totals = table
+        return float(hists.sum(axis=1) @ log_totals - (hists * log_counts).sum())
+
+    def best(self, hists: np.ndarray) -> tuple[int, float]:
+        if self.size == 1 or not hists.any():
+            return 1, 0.0
+        costs: dict[int, float] = {}
+        candidates = [*range(1, CAUSAL4_DENOM, 256), CAUSAL4_DENOM - 1]
+        for step in (256, 32, 4, 1):
+            if step != 256:
+                centre = min(costs, key=costs.__getitem__)
+                candidates = range(max(1, centre - 8 * step), min(CAUSAL4_DENOM - 1, centre + 8 * step) + 1, step)
+            for j in candidates:
+                if j not in costs:
+                    costs[j] = self(hists, j)
+        j = min(costs, key=lambda k: (costs[k], k))
+        return j, costs[j]
+
+
+@_register
+class Causal4Model(CausalModel):
+    """``causal`` with the prediction kept in quarters: the residual ``s - floor(P / 64)`` (to the
+    quarter) is coded under a Laplace centred on the prediction's fractional quarter (one of four
+    tables per context bin, :func:`quarter_laplace_counts`).  Same wire as ``causal`` except that
+    each ``j_b`` is in [1, 16383] (a quarter-step decay).  Format 2.6."""
+
+    wire_id, name = 6, "causal4"
+    j_max = CAUSAL4_DENOM - 1
+
+    phases = 4
+
+    @staticmethod
+    def _fit_context(planes: np.ndarray, coefs: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return causal4_context(planes, coefs, 64)
+
+    @staticmethod
+    def _costs(lo: int, size: int) -> Any:
+        return _QuarterCosts(lo, size)
+
+    @staticmethod
+    def _tables(p: CausalParams) -> np.ndarray:
+        """``(B * 4, K)`` float64 rows: row ``4 bin + phi``."""
+        return np.concatenate([quarter_laplace_counts(p.lo_r, p.size_r, j).astype(np.float64) for j in p.js])
+
+    @staticmethod
+    def _rows_at(flat: np.ndarray, at: np.ndarray, offsets: np.ndarray, coefs: np.ndarray,
+                 n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+        mu, phi, bins = _context4_at(flat, at, offsets, coefs, n_bins)
+        return mu, 4 * bins + phi

@@ -27,6 +27,8 @@ id  name       params                                     integer counts over [l
                B × u16 j_b                                (spatial context, see below)
 5   causal     uvarint c, h, w, 6 × i8 coefficients,      residuals of context bin b:
                svarint lo_r, uvarint K_r, u8 B, B × j_b   laplace(lo_r, K_r, j_b); module causal
+6   causal4    as causal (j_b in [1, 16383])              residuals of bin b, quarter phase phi:
+                                                          quarter(lo_r, K_r, j_b, phi); module causal
 ==  =========  =========================================  ===================================
 
 For ``laplace``, θ = 1 - j/4096 (j in [1, 4095], exact in float64), t_0 = 1.0 and

@@ -7,7 +7,7 @@ Format 2.0 pixels are a function of the file, so these hashes are not machine-de
 Add the files of a new architecture or representation (existing files are never rewritten):
     GENERATE_EXPECTED=1 pytest tests/test_golden_v2.py
 The supermask files (format 2.1) were added with issue 10, the width-chunks ones (2.2) with issue 11,
-the tiles, prior-coded and XFRM ones (2.3) with issue 12, the grid ones (2.4, 2.5) with issue 13.  The prior the prior-coded files name,
+the tiles, prior-coded and XFRM ones (2.3) with issue 12, the grid ones (2.4, 2.5, 2.6) with issue 13.  The prior the prior-coded files name,
 ``tiny-prior.nfp`` (a SIREN 8x2 for 16x16 tiles), lives next to them; every decode here searches
 this folder for priors.
 """
@@ -72,6 +72,8 @@ CASES = {
     "grid-image-conv-dense": ("image", TINY_GRID.replace(grid_hidden=(8, 6), grid_head_kernel=3)),
     # format 2.5: the latent grid with causal-coded latents (entropy model 5)
     "grid-image-causal-dense": ("image", TINY_GRID.replace(grid_lambda=0.002)),
+    # format 2.6: the latent grid with causal4-coded latents (entropy model 6)
+    "grid-image-causal4-dense": ("image", TINY_GRID.replace(grid_lambda=0.0015)),
 }
 
 

@@ -67,7 +67,7 @@ def test_levels_are_capped_by_the_image():
 @pytest.mark.parametrize("head", [1, 3])
 def test_tiny_encode_decodes_exactly_everywhere(head):
     r = nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_head_kernel=head))
-    assert r.info.version == (2, 5) and r.info.header.arch == 2
+    assert r.info.version == (2, 6) and r.info.header.arch == 2
     assert [c.ctype for c in read_container(r.data).chunks] == [b"NHDR", b"ARCH", b"TDAT", b"meTA", b"NEND"]
     assert 26.0 < r.psnr < 40.0 and 3.0 < r.bpp < 12.0, (r.psnr, r.bpp)
     for backend in ("numpy", "torch"):
@@ -104,13 +104,13 @@ def test_softround_quantizer_encodes_and_is_recorded():
         TINY_GRID.replace(grid_quantizer="ste")
 
 
-def test_latents_use_the_causal_model_and_smaller_lambda_costs_more():
+def test_latents_use_the_causal4_model_and_smaller_lambda_costs_more():
     big = nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_lambda=0.0005))
     small = nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_lambda=0.02))
     assert big.nbytes > small.nbytes and big.psnr > small.psnr
     tdat = next(c for c in read_container(big.data).chunks if c.ctype == b"TDAT").data
-    # record 0 (the 24x32 level): index 0, step LATENT_STEP, n = 768 (uvarint 80 06), model id 5 (causal)
-    assert tdat[1:6] == bytes((0, LATENT_STEP, 0x80, 0x06, 5))
+    # record 0 (the 24x32 level): index 0, step LATENT_STEP, n = 768 (uvarint 80 06), model id 6 (causal4)
+    assert tdat[1:6] == bytes((0, LATENT_STEP, 0x80, 0x06, 6))
     assert [t.index for t in decode_tensors(tdat)] == list(range(8))
 
 
@@ -121,6 +121,32 @@ def test_bpp_target_is_met_within_five_percent():
         r = nfcodec.encode(big, config=TINY_GRID.replace(grid_lambda=0.0), bpp=target)
         assert 0.95 * target <= r.bpp <= target, (target, r.bpp)
         assert r.rate_control["target"] == target and r.rate_control["mode"] == "bpp"
+        # the controller measured the file's coder against its proxy (fifth round)
+        assert 0.7 < r.fit.extra["coder_over_proxy"] < 1.3, r.fit.extra
+
+
+def test_calibration_rescales_the_proxy_to_the_coder():
+    """_Calibration: k = coded latent bits / proxy bits of the rounded latents, and the file's
+    estimated bpp = proxy x k / pixels + (8 x OVERHEAD_BYTES + BITS_PER_WEIGHT x weights) / pixels."""
+    model = GridField(24, 32, 4, (8,))
+    rng = np.random.default_rng(3)
+    with torch.no_grad():
+        for y in model.latents:
+            y.copy_(torch.from_numpy(np.round(rng.laplace(0, 2.0, tuple(y.shape)))))
+    from nfcodec import grid_encoder as ge
+
+    cal = ge._Calibration(model, 24 * 32)
+    assert cal.ratio == 1.0 and cal.updates == 0
+    cal.update()
+    planes = [y.detach().numpy().astype(np.int32) for y in model.latents]
+    coded = 8 * len(encode_tensors([CodedTensor(l, LATENT_STEP, q.reshape(-1), shape=q.shape)
+                                    for l, q in enumerate(planes)]))
+    with torch.no_grad():
+        proxy = model("hard")[1].item()
+    assert cal.updates == 1 and cal.ratio == pytest.approx(coded / proxy, rel=1e-12)
+    weights = 4 * 8 + 8 + 8 * 3 + 3
+    extra = (8 * ge.OVERHEAD_BYTES + ge.BITS_PER_WEIGHT * weights) / (24 * 32)
+    assert cal.bpp(1000.0) == pytest.approx(1000.0 * cal.ratio / (24 * 32) + extra, rel=1e-12)
 
 
 def test_psnr_target_is_reached():
@@ -175,7 +201,7 @@ def test_latent_step_and_range_are_checked():
 
 
 def test_rate_estimate_follows_the_coder():
-    """The training rate model estimates what the causal coder spends (within 10%)."""
+    """The training rate model estimates what the causal4 coder spends (within 10%)."""
     from nfcodec.bitstream.causal import _least_squares
 
     rng = np.random.default_rng(0)
@@ -190,7 +216,7 @@ def test_rate_estimate_follows_the_coder():
         opt.zero_grad()
         bits.backward()
         opt.step()
-    coded = 8 * len(encode_tensors([CodedTensor(0, 0, symbols.reshape(-1), shape=(48, 64))], models=["causal"]))
+    coded = 8 * len(encode_tensors([CodedTensor(0, 0, symbols.reshape(-1), shape=(48, 64))], models=["causal4"]))
     assert abs(bits.item() - coded) / coded < 0.10, (bits.item(), coded)
 
 
@@ -250,9 +276,9 @@ def test_controller_start_and_psnr_starting_lambda(monkeypatch, target, first_ca
     seen = []
     shipped = ge._control
 
-    def control(model, flat, log_lam, tb, tp):
+    def control(model, flat, log_lam, tb, tp, calibration=None):
         seen.append(math.exp(log_lam))
-        return shipped(model, flat, log_lam, tb, tp)
+        return shipped(model, flat, log_lam, tb, tp, calibration)
 
     monkeypatch.setattr(ge, "_control", control)
     monkeypatch.setattr(ge, "CONTROL_EVERY", 1)     # one call per noise step from the first controlled one

@@ -176,8 +176,8 @@ def test_correlated_plane_beats_checkerboard_and_laplace():
     t = CodedTensor(0, 0, values, shape=values.shape)
     sizes = {m: len(encode_tensors([t], models=[m])) for m in ("laplace", "checkerboard", "causal")}
     assert sizes["causal"] < 0.8 * sizes["checkerboard"] < 0.8 * sizes["laplace"], sizes
-    best = encode_tensors([t])
-    assert tensor_report(best)[0]["model"] == "causal" and len(best) == sizes["causal"]
+    best = encode_tensors([t])     # every model offered: causal4 (format 2.6) codes it smaller still
+    assert tensor_report(best)[0]["model"] == "causal4" and len(best) < sizes["causal"]
 
 
 # --------------------------------------------------------------------------- pinned bytes
