@@ -393,6 +393,7 @@ class _QuarterCosts:
     def __init__(self, lo: int, size: int) -> None:
         self.lo, self.size = lo, size
         self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._best: dict[bytes, tuple[int, float]] = {}
 
     def __call__(self, hists: np.ndarray, j: int) -> float:
         table = self._tables.get(j)
@@ -403,6 +404,14 @@ class _QuarterCosts:
         return float(hists.sum(axis=1) @ log_totals - (hists * log_counts).sum())
 
     def best(self, hists: np.ndarray) -> tuple[int, float]:
+        """``(j, bits)`` of the cheapest j (remembered per histogram: the bin-count choices of the
+        fit share every bin but the last)."""
+        key = hists.tobytes()
+        if key not in self._best:
+            self._best[key] = self._search(hists)
+        return self._best[key]
+
+    def _search(self, hists: np.ndarray) -> tuple[int, float]:
         if self.size == 1 or not hists.any():
             return 1, 0.0
         costs: dict[int, float] = {}

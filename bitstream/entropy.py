@@ -616,6 +616,7 @@ class _LaplaceCosts:
     def __init__(self, lo: int, size: int) -> None:
         self.lo, self.size = lo, size
         self._tables: dict[int, tuple[np.ndarray, float]] = {}
+        self._best: dict[bytes, tuple[int, float]] = {}
 
     def __call__(self, hist: np.ndarray, j: int) -> float:
         table = self._tables.get(j)
@@ -626,12 +627,16 @@ class _LaplaceCosts:
         return float(hist.sum()) * log_total - float(np.dot(hist, log_counts))
 
     def best(self, hist: np.ndarray) -> tuple[int, float]:
-        """``(j, bits)`` of the cheapest table (the laplace model's search); empty: ``_CB_EMPTY_J``."""
+        """``(j, bits)`` of the cheapest table (the laplace model's search); empty: ``_CB_EMPTY_J``.
+        Remembered per histogram (a fit's bin-count choices share every bin but the last)."""
         if self.size == 1 or not hist.any():
             return _CB_EMPTY_J, 0.0
-        costs = LaplaceModel._search(lambda j: self(hist, j))
-        j = min(costs, key=lambda k: (costs[k], k))
-        return j, costs[j]
+        key = hist.tobytes()
+        if key not in self._best:
+            costs = LaplaceModel._search(lambda j: self(hist, j))
+            j = min(costs, key=lambda k: (costs[k], k))
+            self._best[key] = (j, costs[j])
+        return self._best[key]
 
 
 def _bin_histograms(hists: np.ndarray, n_bins: int) -> list[np.ndarray]:
