@@ -1,5 +1,7 @@
-"""Checks shared by the tests of the plane entropy models (``checkerboard``, ``causal``)."""
+"""Checks shared by the tests of the plane entropy models (``checkerboard``, ``causal``, ``causal4``)."""
 from __future__ import annotations
+
+import struct
 
 import numpy as np
 import pytest
@@ -59,3 +61,23 @@ def check_every_truncation(payload: bytes) -> None:
     for cut in range(len(payload)):
         with pytest.raises(FormatError):
             decode_tensors(payload[:cut])
+
+
+def causal_params(c=1, h=4, w=5, coefs=(32, 32, 0, 0, 0, 0), lo_r=-2, K_r=5, js=(1000,), B=None) -> bytes:
+    """The params of a ``causal`` or ``causal4`` record (the same wire), built by hand (``B``
+    overrides the bin count written)."""
+    B = len(js) if B is None else B
+    return (write_uvarint(c) + write_uvarint(h) + write_uvarint(w) + struct.pack("<6b", *coefs)
+            + sv(lo_r) + write_uvarint(K_r) + bytes((B,)) + b"".join(struct.pack("<H", j) for j in js))
+
+
+def check_residuals_in_range(payload: bytes, dims: tuple, mu_of, lo_r: int, K_r: int) -> None:
+    """``payload`` decodes or is a FormatError; what decodes obeys its params: every residual from
+    ``mu_of(planes)`` lies in ``[lo_r, lo_r + K_r)``."""
+    try:
+        (out,) = decode_tensors(payload)
+    except FormatError:
+        return
+    planes = out.symbols.reshape(dims).astype(np.int64)
+    residuals = planes - mu_of(planes)
+    assert lo_r <= residuals.min() and residuals.max() < lo_r + K_r
