@@ -115,9 +115,9 @@ def causal_order(h: int, w: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _offsets(w: int) -> np.ndarray:
-    """Flat offsets of the six neighbours in a plane padded by _PAD on top, left and right."""
-    return np.array([dy * (w + 2 * _PAD) + dx for dy, dx in CAUSAL_NEIGHBOURS], dtype=np.int64)
+def _offsets(w: int, neighbours: tuple = CAUSAL_NEIGHBOURS, pad: int = _PAD) -> np.ndarray:
+    """Flat offsets of the neighbours in a plane padded by ``pad`` on top, left and right."""
+    return np.array([dy * (w + 2 * pad) + dx for dy, dx in neighbours], dtype=np.int64)
 
 
 def _neighbours_at(flat: np.ndarray, at: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -135,18 +135,18 @@ def _context_at(flat: np.ndarray, at: np.ndarray, offsets: np.ndarray, coefs: np
     return mu, np.minimum(bits, n_bins - 1)
 
 
-def _padded(planes: np.ndarray) -> np.ndarray:
+def _padded(planes: np.ndarray, pad: int = _PAD) -> np.ndarray:
     c, h, w = planes.shape
-    pad = np.zeros((c, h + _PAD, w + 2 * _PAD), dtype=np.int64)    # no row below is ever read
-    pad[:, _PAD:, _PAD:_PAD + w] = planes
-    return pad
+    out = np.zeros((c, h + pad, w + 2 * pad), dtype=np.int64)    # no row below is ever read
+    out[:, pad:, pad:pad + w] = planes
+    return out
 
 
-def _flat_index(c: int, h: int, w: int) -> np.ndarray:
+def _flat_index(c: int, h: int, w: int, pad: int = _PAD) -> np.ndarray:
     """(c, h, w) -> flat index into the padded planes."""
-    row = w + 2 * _PAD
-    k = np.arange(c)[:, None, None] * (h + _PAD) * row
-    return k + (np.arange(h)[None, :, None] + _PAD) * row + np.arange(w)[None, None, :] + _PAD
+    row = w + 2 * pad
+    k = np.arange(c)[:, None, None] * (h + pad) * row
+    return k + (np.arange(h)[None, :, None] + pad) * row + np.arange(w)[None, None, :] + pad
 
 
 def causal_context(planes: np.ndarray, coefs, B: int) -> tuple[np.ndarray, np.ndarray]:
@@ -253,6 +253,13 @@ class CausalModel(EntropyModel):
     j_max = _LAPLACE_DENOM - 1
 
     def read_params(self, reader: ByteReader, n: int) -> CausalParams:
+        c, h, w = self._read_planes(reader, n)
+        coefs = struct.unpack("<6b", reader.take(6, "coefs"))
+        lo_r, size_r = self._read_residual_range(reader)
+        return CausalParams(c, h, w, tuple(coefs), lo_r, size_r, self._read_js(reader, reader.u8("B"), CAUSAL_MAX_BINS))
+
+    def _read_planes(self, reader: ByteReader, n: int) -> tuple[int, int, int]:
+        """``uvarint c, h, w``, checked against ``n`` and the wavefront bound before any allocation."""
         name = self.name
         c, h, w = reader.uvarint("c"), reader.uvarint("h"), reader.uvarint("w")
         if min(c, h, w) < 1 or c * h * w != n:  # Python ints: no overflow, nothing allocated
@@ -261,20 +268,25 @@ class CausalModel(EntropyModel):
         if (w - 1) + 2 * (h - 1) + 1 > CAUSAL_MAX_WAVEFRONTS:
             raise FormatError(f"{reader.context} {name} planes h={h} w={w}: w + 2h - 2 >= {CAUSAL_MAX_WAVEFRONTS} "
                               f"wavefronts")
-        coefs = struct.unpack("<6b", reader.take(6, "coefs"))
+        return c, h, w
+
+    def _read_residual_range(self, reader: ByteReader) -> tuple[int, int]:
         lo_r, size_r = _read_range(reader, 1, "_r")
         if size_r > CAUSAL_MAX_ALPHABET:
-            raise FormatError(f"{reader.context} {name} K_r={size_r} outside [1, {CAUSAL_MAX_ALPHABET}]")
-        n_bins = reader.u8("B")
-        if not 1 <= n_bins <= CAUSAL_MAX_BINS:
-            raise FormatError(f"{reader.context} {name} B={n_bins} outside [1, {CAUSAL_MAX_BINS}]")
+            raise FormatError(f"{reader.context} {self.name} K_r={size_r} outside [1, {CAUSAL_MAX_ALPHABET}]")
+        return lo_r, size_r
+
+    def _read_js(self, reader: ByteReader, n_bins: int, max_bins: int) -> tuple:
+        """``n_bins`` (already read) in [1, max_bins], then that many ``u16 j`` in [1, j_max]."""
+        if not 1 <= n_bins <= max_bins:
+            raise FormatError(f"{reader.context} {self.name} B={n_bins} outside [1, {max_bins}]")
         js = []
         for b in range(n_bins):
             (j,) = struct.unpack("<H", reader.take(2, f"j_{b}"))
             if not 1 <= j <= self.j_max:
-                raise FormatError(f"{reader.context} {name} j_{b}={j} outside [1, {self.j_max}]")
+                raise FormatError(f"{reader.context} {self.name} j_{b}={j} outside [1, {self.j_max}]")
             js.append(j)
-        return CausalParams(c, h, w, tuple(coefs), lo_r, size_r, tuple(js))
+        return tuple(js)
 
     def probabilities(self, params: CausalParams) -> tuple[int, np.ndarray]:
         raise NotImplementedError("the causal model has one table per context bin; use encode_words/decode_symbols")
@@ -285,30 +297,31 @@ class CausalModel(EntropyModel):
         return np.stack([laplace_counts(p.lo_r, p.size_r, j).astype(np.float64) for j in p.js])
 
     @staticmethod
-    def _rows_at(flat: np.ndarray, at: np.ndarray, offsets: np.ndarray, coefs: np.ndarray,
-                 n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    def _rows_at(flat: np.ndarray, at: np.ndarray, offsets: np.ndarray, p: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(mu, row of _tables)`` at flat positions of the padded planes (here the row is the bin)."""
-        return _context_at(flat, at, offsets, coefs, n_bins)
+        return _context_at(flat, at, offsets, np.asarray(p.coefs, dtype=np.int64), len(p.js))
 
-    @staticmethod
-    def _pieces(p: CausalParams):
+    #: The neighbours the context reads and the zero padding they need (top, left and right).
+    neighbours, pad = CAUSAL_NEIGHBOURS, _PAD
+
+    def _pieces(self, p: Any):
         """``(flat positions in the padded planes, flat positions in the planes)`` of every
         coding call, in decoding order."""
-        piece = causal_piece(p.size_r)
-        plane = (p.h + _PAD) * (p.w + 2 * _PAD)
-        row = p.w + 2 * _PAD
+        piece, pad = causal_piece(p.size_r), self.pad
+        plane = (p.h + pad) * (p.w + 2 * pad)
+        row = p.w + 2 * pad
         for ys, xs in causal_order(p.h, p.w):
-            at = ((ys + _PAD) * row + xs + _PAD)[None, :] + (np.arange(p.c, dtype=np.int64) * plane)[:, None]
+            at = ((ys + pad) * row + xs + pad)[None, :] + (np.arange(p.c, dtype=np.int64) * plane)[:, None]
             out = (ys * p.w + xs)[None, :] + (np.arange(p.c, dtype=np.int64) * (p.h * p.w))[:, None]
             at, out = at.reshape(-1), out.reshape(-1)
             for s in range(0, at.size, piece):
                 yield at[s:s + piece], out[s:s + piece]
 
-    def encode_words(self, params: CausalParams, symbols: np.ndarray) -> np.ndarray:
-        p = params
+    def encode_words(self, params: Any, symbols: np.ndarray) -> np.ndarray:
+        p, pad = params, self.pad
         planes = np.asarray(symbols).astype(np.int64).reshape(p.c, p.h, p.w)
-        mu, rows = self._rows_at(_padded(planes).reshape(-1), _flat_index(p.c, p.h, p.w).reshape(-1), _offsets(p.w),
-                                 np.asarray(p.coefs, dtype=np.int64), len(p.js))
+        mu, rows = self._rows_at(_padded(planes, pad).reshape(-1), _flat_index(p.c, p.h, p.w, pad).reshape(-1),
+                                 _offsets(p.w, self.neighbours, pad), p)
         residuals = planes.reshape(-1) - mu
         if residuals.size and (residuals.min() < p.lo_r or residuals.max() >= p.lo_r + p.size_r):
             raise ValueError(f"{self.name} params do not fit the tensor: residuals outside "
@@ -322,19 +335,19 @@ class CausalModel(EntropyModel):
             coder.encode_reverse((residuals[out] - p.lo_r).astype(np.int32), family, tables[rows[out]])
         return coder.get_compressed()
 
-    def decode_symbols(self, params: CausalParams, words: np.ndarray, n: int, *,
+    def decode_symbols(self, params: Any, words: np.ndarray, n: int, *,
                        where: str = "tensor") -> np.ndarray:
         p = params
         if p.size_r == 1 and words.size:
             raise FormatError(f"{where}: n_words={words.size}, must be 0 when nothing is coded")
         coder = _ans_decoder(words, where)
-        flat = _padded(np.zeros((p.c, p.h, p.w), dtype=np.int64)).reshape(-1)
+        flat = _padded(np.zeros((p.c, p.h, p.w), dtype=np.int64), self.pad).reshape(-1)
         out_flat = np.zeros(p.c * p.h * p.w, dtype=np.int64)
-        offsets, coefs = _offsets(p.w), np.asarray(p.coefs, dtype=np.int64)
+        offsets = _offsets(p.w, self.neighbours, self.pad)
         tables = self._tables(p) if p.size_r > 1 else None
         family = _Categorical(perfect=False)
         for at, out in self._pieces(p):
-            mu, rows = self._rows_at(flat, at, offsets, coefs, len(p.js))
+            mu, rows = self._rows_at(flat, at, offsets, p)
             if tables is None:
                 r = np.full(at.size, p.lo_r, dtype=np.int64)
             else:
@@ -453,7 +466,6 @@ class Causal4Model(CausalModel):
         return np.concatenate([quarter_laplace_counts(p.lo_r, p.size_r, j).astype(np.float64) for j in p.js])
 
     @staticmethod
-    def _rows_at(flat: np.ndarray, at: np.ndarray, offsets: np.ndarray, coefs: np.ndarray,
-                 n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-        mu, phi, bins = _context4_at(flat, at, offsets, coefs, n_bins)
+    def _rows_at(flat: np.ndarray, at: np.ndarray, offsets: np.ndarray, p: Any) -> tuple[np.ndarray, np.ndarray]:
+        mu, phi, bins = _context4_at(flat, at, offsets, np.asarray(p.coefs, dtype=np.int64), len(p.js))
         return mu, 4 * bins + phi

@@ -29,6 +29,9 @@ id  name       params                                     integer counts over [l
                svarint lo_r, uvarint K_r, u8 B, B × j_b   laplace(lo_r, K_r, j_b); module causal
 6   causal4    as causal (j_b in [1, 16383])              residuals of bin b, quarter phase phi:
                                                           quarter(lo_r, K_r, j_b, phi); module causal
+7   arm        uvarint c, h, w, u8 net [, H, F, weights], as causal4, bins and means from an
+               svarint lo_r, uvarint K_r, u8 off, u8 B,   integer network; module arm
+               B x j_b
 ==  =========  =========================================  ===================================
 
 For ``laplace``, θ = 1 - j/4096 (j in [1, 4095], exact in float64), t_0 = 1.0 and
@@ -840,24 +843,30 @@ def _coded_bytes(model: EntropyModel, params: Any, symbols: np.ndarray) -> int:
     return len(model.write_params(params)) + len(_words_bytes(_ans_encode(model, params, symbols)))
 
 
-def _encode_one(tensor: CodedTensor, models: Sequence[EntropyModel]) -> bytes:
-    """One tensor record, with the model that gives the fewest bytes (ties: lowest id)."""
-    best: Optional[tuple[int, bytes]] = None
+def _candidates(tensor: CodedTensor, models: Sequence[EntropyModel],
+                hints: Mapping[str, Any]) -> list[tuple[EntropyModel, Any, bytes]]:
+    """``(model, params, words)`` of every model that can code the tensor.  A model with
+    ``hinted = True`` (``arm``) is fitted with the caller's hint for it, or skipped without one."""
+    out = []
     for model in models:
-        params = model.fit(tensor.symbols, tensor.shape) if tensor.shape else model.fit(tensor.symbols)
-        if params is None:
-            continue
-        body = model.write_params(params) + _words_bytes(_ans_encode(model, params, tensor.symbols))
-        if best is None or len(body) < len(best[1]):
-            best = (model.wire_id, body)
-    if best is None:
-        lo, size = _span(tensor.symbols)
-        raise ValueError(f"tensor {tensor.index}: no entropy model can code K={size} symbols from {lo}")
+        if getattr(model, "hinted", False):
+            if model.name not in hints:
+                continue
+            params = model.fit(tensor.symbols, tensor.shape, hint=hints[model.name])
+        else:
+            params = model.fit(tensor.symbols, tensor.shape) if tensor.shape else model.fit(tensor.symbols)
+        if params is not None:
+            out.append((model, params, _words_bytes(_ans_encode(model, params, tensor.symbols))))
+    return out
+
+
+def _record_bytes(tensor: CodedTensor, model: EntropyModel, params: Any, words: bytes) -> bytes:
     head = write_uvarint(tensor.index) + bytes((tensor.step,)) + write_uvarint(tensor.symbols.size)
-    return head + bytes((best[0],)) + best[1]
+    return head + bytes((model.wire_id,)) + model.write_params(params) + words
 
 
-def encode_tensors(tensors: Sequence[CodedTensor], *, models: Optional[Sequence[str]] = None) -> bytes:
+def encode_tensors(tensors: Sequence[CodedTensor], *, models: Optional[Sequence[str]] = None,
+                   hints: Optional[Mapping[str, Any]] = None) -> bytes:
     """Entropy-code tensors into a TDAT/SCAL payload.
 
     Args:
@@ -868,6 +877,8 @@ def encode_tensors(tensors: Sequence[CodedTensor], *, models: Optional[Sequence[
             allowed: it is the only model that can code a one-valued tensor (constriction
             needs K >= 2), so restricting to e.g. ``["histogram"]`` stays usable on real
             networks.
+        hints: Per model name, what the encoder supplies to a model that cannot fit itself
+            (``{"arm": ArmNet}``: the context network; without it ``arm`` is never chosen).
 
     Returns:
         The payload: ``uvarint count`` and one record per tensor.
@@ -881,7 +892,37 @@ def encode_tensors(tensors: Sequence[CodedTensor], *, models: Optional[Sequence[
     if unknown:
         raise ValueError(f"unknown entropy models {sorted(unknown)}; known: {list(ENTROPY_MODELS)}")
     chosen = [m for m in ENTROPY_MODELS.values() if m.name in names]
-    return write_uvarint(len(tensors)) + b"".join(_encode_one(t, chosen) for t in tensors)
+    hints = dict(hints or {})
+    cands = [_candidates(t, chosen, hints) for t in tensors]
+    for t, c in zip(tensors, cands):
+        if not c:
+            lo, size = _span(t.symbols)
+            raise ValueError(f"tensor {t.index}: no entropy model can code K={size} symbols from {lo}")
+
+    def size(m: EntropyModel, p: Any, w: bytes, shared_free: bool) -> int:
+        return len(m.write_params(m.reused(p) if shared_free and getattr(m, "hinted", False) else p)) + len(w)
+
+    def payload(allow_hinted: bool) -> bytes:
+        """Each tensor with its smallest model (ties: lowest id); a hinted model's shared part
+        (arm: the network) is counted once: stored by the first record that uses it."""
+        stored, out = set(), [write_uvarint(len(tensors))]
+        for t, c in zip(tensors, cands):
+            usable = [x for x in c if allow_hinted or not getattr(x[0], "hinted", False)]
+            m, p, w = min(usable, key=lambda x: (size(*x, shared_free=True), x[0].wire_id))
+            if getattr(m, "hinted", False):
+                p = m.reused(p) if m.name in stored else p
+                stored.add(m.name)
+            out.append(_record_bytes(t, m, p, w))
+        return b"".join(out)
+
+    hinted = [any(getattr(m, "hinted", False) for m, _, _ in c) for c in cands]
+    if not all(len(c) > h for c, h in zip(cands, hinted)):   # some tensor only a hinted model codes
+        return payload(True)
+    plain = payload(False)
+    if not any(hinted):
+        return plain
+    with_hinted = payload(True)   # kept only when the shared side information pays for itself
+    return with_hinted if len(with_hinted) < len(plain) else plain
 
 
 # --------------------------------------------------------------------------- decoding
@@ -1002,3 +1043,4 @@ def tensor_report(payload: bytes) -> list[dict[str, Any]]:
 
 # The causal model (wire id 5) lives in its own module and registers itself on import.
 from . import causal as _causal  # noqa: E402,F401  (after every name it imports from here)
+from . import arm as _arm  # noqa: E402,F401  (wire id 7)

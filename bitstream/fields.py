@@ -314,6 +314,8 @@ class ByteReader:
         self.data = memoryview(data)
         self.pos = 0
         self.context = context
+        #: State that later records of one payload read from earlier ones (``arm``: its network).
+        self.shared: dict = {}
 
     @property
     def remaining(self) -> int:

@@ -140,6 +140,8 @@ _hidden = _number_list(int, "16,16")
 @click.option("--grid-iters", type=click.IntRange(0), help="grid: noise-phase steps (preset: fast 400, default 1200, high 4000).")
 @click.option("--grid-ste-iters", type=click.IntRange(0), help="grid: straight-through steps after them.")
 @click.option("--grid-crop", type=click.IntRange(0, 65535), help="grid: crop side of the training steps (0: whole image).")
+@click.option("--grid-arm", type=click.IntRange(0, 32),
+              help="grid: hidden units of the latents' learned context network (default 8; 0: none, causal4).")
 @click.option("--grid-quantizer", type=click.Choice(["noise", "softround"]),
               help="grid: noise-phase quantizer, uniform noise or C3-style soft rounding (default: noise).")
 @click.option("--seed", type=click.IntRange(0), help="Seed of the initialisation and batches; with supermask also the file's "

@@ -288,6 +288,10 @@ class GridConfig:
     # Noise phase quantizer: "noise" (y + U(-1/2, 1/2)) or "softround" (C3 / Cool-chic: soft
     # rounding around Kumaraswamy noise, temperature 0.3 -> 0.1 and noise shape 2 -> 1 over the phase).
     grid_quantizer: str = "noise"
+    # The latents' learned context network (entropy model ``arm``, format 2.7): hidden units of its
+    # two layers (0: none, the latents use causal4) and the Adam steps of its final fit.
+    grid_arm: int = 8
+    grid_arm_steps: int = 3000
 
     def __post_init__(self) -> None:
         if self.grid_quantizer not in GRID_QUANTIZERS:
@@ -301,6 +305,8 @@ class GridConfig:
         _check("grid_ste_lr", self.grid_ste_lr, 1e-8, 1.0)
         _check("grid_lambda", self.grid_lambda, 0.0, 100.0)
         _check("grid_weight_bits", self.grid_weight_bits, 0, 16)
+        _check("grid_arm", self.grid_arm, 0, 32)
+        _check("grid_arm_steps", self.grid_arm_steps, 1, 1_000_000)
         if 0 < self.grid_weight_bits < 4:
             raise ConfigError(f"grid_weight_bits={self.grid_weight_bits}: 0 (searched) or 4..16")
 
@@ -411,7 +417,7 @@ VIDEO_PRESETS: dict[str, CodecConfig] = {
 GRID_PRESETS: dict[str, CodecConfig] = {
     # Whole-image steps (random crops measured worse per second: docs/benchmarks.md, "Latent grid").
     "fast": CodecConfig(ModelConfig(arch="grid"),
-                        grid=GridConfig(grid_iters=400, grid_ste_iters=100, grid_crop=0)),
+                        grid=GridConfig(grid_iters=400, grid_ste_iters=100, grid_crop=0, grid_arm_steps=1500)),
     "default": CodecConfig(ModelConfig(arch="grid"),
                            grid=GridConfig(grid_iters=1200, grid_ste_iters=300, grid_crop=0)),
     "high": CodecConfig(ModelConfig(arch="grid", grid_hidden=(32, 32)),

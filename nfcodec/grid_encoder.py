@@ -28,6 +28,7 @@ from . import quant
 from .archs import ARCHS
 from .archs.grid import LATENT_STEP, MAX_LATENT
 from .bitstream import Chunk, CodedTensor, encode_tensors, write_container
+from .grid_arm import ArmFitter, arm_bytes
 from .bitstream.fields import write_uvarint
 from .config import GRID_DEFAULT_LAMBDA, CodecConfig
 from .decoder import decode_bytes
@@ -74,7 +75,8 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
     control_from = int(g.grid_iters * control_start)
     # --bpp: the controller compares the proxy's rate, times the coder's measured ratio to it
     # (recalibrated every CALIBRATE_EVERY steps), plus the weights' and container's share, to the target
-    calibration = _Calibration(model, H * W) if target_bpp is not None and CALIBRATE_EVERY else None
+    arm = ArmFitter(g.grid_arm, seed=config.fit.seed) if g.grid_arm else None
+    calibration = _Calibration(model, H * W, arm) if target_bpp is not None and CALIBRATE_EVERY else None
     t0 = time.perf_counter()
     for it in range(total):
         noise = it < g.grid_iters
@@ -104,7 +106,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         if progress is not None and (it % 50 == 0 or it == total - 1):
             progress(it + 1, total, psnr_now)
     summary = {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now,
-               "seconds": time.perf_counter() - t0, "device": str(device)}
+               "seconds": time.perf_counter() - t0, "device": str(device), "arm": arm}
     if calibration is not None and calibration.updates:
         summary["coder_over_proxy"] = calibration.ratio
     return model.cpu(), summary
@@ -119,21 +121,27 @@ CALIBRATE_EVERY = 100
 #: Bits of a file beyond its latents, as the controller estimates them: the container (NHDR, ARCH,
 #: chunk heads and record heads) and this many bits per synthesis weight.
 OVERHEAD_BYTES, BITS_PER_WEIGHT = 120, 8
+#: With the ``arm`` context network, each calibration refits it on the rounded latents: this many
+#: Adam steps the first time and then (warm-started), rounded at ARM_CALIBRATE_F fractional bits.
+ARM_CALIBRATE_STEPS, ARM_CALIBRATE_F = (1000, 200), 6
 
 
 class _Calibration:
     """The coder-to-proxy ratio of the rounded latents' size, and the file's other bits."""
 
-    def __init__(self, model: Any, pixels: int) -> None:
-        self.model, self.pixels, self.ratio, self.updates = model, pixels, 1.0, 0
+    def __init__(self, model: Any, pixels: int, arm: Optional[ArmFitter] = None) -> None:
+        self.model, self.pixels, self.ratio, self.updates, self.arm = model, pixels, 1.0, 0, arm
         weights = sum(p.numel() for p in model.synthesis_parameters())
         self.extra_bpp = (8 * OVERHEAD_BYTES + BITS_PER_WEIGHT * weights) / pixels
 
     @torch.no_grad()
     def update(self) -> None:
         planes = [torch.round(y).cpu().numpy().astype(np.int32) for y in self.model.latents]
-        coded = 8 * len(encode_tensors([CodedTensor(l, LATENT_STEP, q.reshape(-1), shape=q.shape)
-                                        for l, q in enumerate(planes)]))
+        net = None
+        if self.arm is not None:   # the context network follows the latents (warm-started refits)
+            self.arm.fit(planes, ARM_CALIBRATE_STEPS[min(self.arm.fits, 1)])
+            net = self.arm.rounded(ARM_CALIBRATE_F)
+        coded = 8 * arm_bytes(planes, net, LATENT_STEP)
         _, bits = self.model("hard")
         if bits.item() > 0:
             self.ratio, self.updates = coded / bits.item(), self.updates + 1
@@ -209,6 +217,7 @@ class GridCoder:
         self.latents = [p.detach().double().numpy() for p in model.latents]
         self.weights = [p.detach().double().numpy() for p in model.synthesis_parameters()]
         self._latent_cache: dict[float, bytes] = {}   # delta -> the latents' tensor records
+        self.arm_net = None   # the latents' context network (entropy model ``arm``), if any
 
     def latent_symbols(self, delta: float) -> list[np.ndarray]:
         q = [np.clip(np.rint(y / delta), -MAX_LATENT, MAX_LATENT).astype(np.int32) for y in self.latents]
@@ -228,7 +237,7 @@ class GridCoder:
         if key not in self._latent_cache:
             q = self.latent_symbols(delta)
             coded = [CodedTensor(l, LATENT_STEP, q[l], shape=q[l].shape) for l in range(L)]
-            self._latent_cache[key] = _records(coded)
+            self._latent_cache[key] = _records(coded, {"arm": self.arm_net} if self.arm_net is not None else None)
         latent_records = self._latent_cache[key]
         weights = [CodedTensor(L + i, step, sym) for i, (step, sym) in enumerate(self.weight_tensors(delta, bits))]
         body = _records(weights)
@@ -239,9 +248,9 @@ class GridCoder:
         return write_container([*chunks, Chunk(b"NEND", b"")])
 
 
-def _records(tensors: list) -> bytes:
+def _records(tensors: list, hints: Optional[dict] = None) -> bytes:
     """The tensor records of a TDAT payload, without its leading count."""
-    return encode_tensors(tensors)[len(write_uvarint(len(tensors))):]
+    return encode_tensors(tensors, hints=hints)[len(write_uvarint(len(tensors))):]
 
 
 def _lambda_for(config: CodecConfig, bpp: Optional[float], psnr: Optional[float] = None) -> float:
@@ -310,6 +319,13 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
         if config.grid.grid_quantizer != "noise":
             meta["quantizer"] = config.grid.grid_quantizer
     coder = GridCoder(model, header, record, meta)
+    arm_seconds = None
+    if fit["arm"] is not None:   # the latents' context network, fitted to the rounded latents of the file
+        t_arm = time.perf_counter()
+        planes = coder.latent_symbols(1.0)
+        fit["arm"].fit(planes, config.grid.grid_arm_steps)
+        coder.arm_net, _ = fit["arm"].best(planes, LATENT_STEP)
+        arm_seconds = time.perf_counter() - t_arm
     max_bytes = None if bpp is None else int(bpp * pixels / 8)
 
     def decoded(data: bytes) -> tuple[np.ndarray, Any]:
@@ -338,7 +354,8 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
     img, d = decoded(data)
     fr = FitResult(steps=(), seconds=fit["seconds"], train_psnr=fit["train_psnr"], device=fit["device"],
                    extra={"lambda": lam, "delta": delta, "weight_bits": bits,
-                          **({"coder_over_proxy": fit["coder_over_proxy"]} if "coder_over_proxy" in fit else {})})
+                          **({"coder_over_proxy": fit["coder_over_proxy"]} if "coder_over_proxy" in fit else {}),
+                          **({"arm_seconds": round(arm_seconds, 2)} if arm_seconds is not None else {})})
     return EncodeResult(data=data, reconstruction=img, psnr=image_psnr(img, image), bpp=d.info.bpp, info=d.info,
                         config=config, fit=fr, seconds=time.perf_counter() - t0, rate_control=rc)
 

@@ -1,6 +1,6 @@
 """A structure-aware fuzz harness for the ``.nfc`` decoder (tests/test_fuzz.py, benchmarks/fuzz.py).
 
-A *case* is one seed file (every golden file: ``tests/golden/v2/*.nfc``, formats 2.0 to 2.6: SIREN
+A *case* is one seed file (every golden file: ``tests/golden/v2/*.nfc``, formats 2.0 to 2.7: SIREN
 image and video and NeRV, dense, pruned and supermask, width-chunks, tiles, prior-coded (the prior,
 ``tiny-prior.nfp``, is searched for in that folder by every operation) and XFRM streams;
 ``tests/golden/tiny*-v1.0.nfc``, format 1.0) with one to

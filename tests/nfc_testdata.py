@@ -29,12 +29,22 @@ TINY_NERV = CodecConfig(
 
 
 # A tiny latent grid (4 levels, 8-unit synthesis) for the 32x24 test image: about a second per encode.
+# No context network (grid_arm=0): on planes this small it never pays for its weights (the arm
+# tests in test_grid.py use a larger image).
 TINY_GRID = CodecConfig(
     ModelConfig(arch="grid", grid_levels=4, grid_hidden=(8,)),
     fit=FitConfig(seed=0),
     grid=GridConfig(grid_iters=300, grid_ste_iters=30, grid_crop=0, grid_lr=5e-2, grid_ste_lr=2e-3,
-                    grid_lambda=0.002, grid_weight_bits=8),
+                    grid_lambda=0.002, grid_weight_bits=8, grid_arm=0),
 )
+
+
+def medium_image() -> "np.ndarray":
+    """samples/astronaut-256.png (256x256): latent planes large enough for the ``arm`` context
+    network to pay for its weights (on a 128x128 crop it did not; tests/test_grid.py, golden files)."""
+    from nfcodec.media import load_image
+
+    return load_image(Path(__file__).parent.parent / "samples" / "astronaut-256.png")
 
 
 def supports(arch: str, rep: str) -> bool:

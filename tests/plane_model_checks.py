@@ -20,6 +20,17 @@ def smooth(h: int, w: int, c: int = 1, amp: int = 30) -> np.ndarray:
     return np.stack(planes).astype(np.int32)
 
 
+#: (c, h, w) stacks and kinds the plane models' round-trip tests code.
+ROUND_TRIP_SHAPES = [(1, 4, 4), (1, 16, 24), (3, 9, 5), (2, 2, 40), (1, 40, 2)]
+
+
+def round_trip_values(shape: tuple, kind: str) -> np.ndarray:
+    """``smooth`` planes, or rounded Laplace(0, 3) noise (seed 1), of ``shape``."""
+    if kind == "smooth":
+        return smooth(*shape[1:], c=shape[0])
+    return np.round(np.random.default_rng(1).laplace(0, 3, shape)).astype(np.int32)
+
+
 def decodes_or_refuses(payload: bytes, n: int) -> None:
     """``payload`` either decodes to ``n`` symbols or raises a FormatError (nothing else)."""
     try:
@@ -69,6 +80,24 @@ def causal_params(c=1, h=4, w=5, coefs=(32, 32, 0, 0, 0, 0), lo_r=-2, K_r=5, js=
     B = len(js) if B is None else B
     return (write_uvarint(c) + write_uvarint(h) + write_uvarint(w) + struct.pack("<6b", *coefs)
             + sv(lo_r) + write_uvarint(K_r) + bytes((B,)) + b"".join(struct.pack("<H", j) for j in js))
+
+
+#: The planes the plane models' pinned-bytes tests code (4 x 5, small values, every phase and bin).
+GOLDEN_PLANES = np.array([[[0, 1, 0, -1, 0],
+                           [1, 2, 1, 0, -1],
+                           [0, 1, 3, 1, 0],
+                           [-1, 0, 1, 2, 1]]], dtype=np.int32)
+
+
+def check_golden_bytes(model, params, golden_hex: str) -> None:
+    """``GOLDEN_PLANES`` coded by ``model`` with ``params`` is exactly ``golden_hex`` (any change to
+    the wire layout, the context, the tables or the coding order shows here) and decodes back."""
+    from nfcodec.bitstream import CodedTensor
+
+    words = model.encode_words(params, GOLDEN_PLANES.reshape(-1))
+    payload = one_record(model.wire_id, 20, model.write_params(params), np.asarray(words, "<u4").tobytes())
+    assert payload.hex() == golden_hex
+    assert decode_tensors(payload) == [CodedTensor(0, 0, GOLDEN_PLANES)]
 
 
 def check_residuals_in_range(payload: bytes, dims: tuple, mu_of, lo_r: int, K_r: int) -> None:

@@ -7,7 +7,7 @@ Format 2.0 pixels are a function of the file, so these hashes are not machine-de
 Add the files of a new architecture or representation (existing files are never rewritten):
     GENERATE_EXPECTED=1 pytest tests/test_golden_v2.py
 The supermask files (format 2.1) were added with issue 10, the width-chunks ones (2.2) with issue 11,
-the tiles, prior-coded and XFRM ones (2.3) with issue 12, the grid ones (2.4, 2.5, 2.6) with issue 13.  The prior the prior-coded files name,
+the tiles, prior-coded and XFRM ones (2.3) with issue 12, the grid ones (2.4 to 2.7) with issue 13.  The prior the prior-coded files name,
 ``tiny-prior.nfp`` (a SIREN 8x2 for 16x16 tiles), lives next to them; every decode here searches
 this folder for priors.
 """
@@ -30,7 +30,7 @@ from nfcodec.media import load_image
 from nfcodec.variants import REPRESENTATIONS
 
 from exact_reference import reference_frames
-from nfc_testdata import FAST, GOLDEN, TINY_GRID, TINY_PNG, moving_clip
+from nfc_testdata import FAST, GOLDEN, TINY_GRID, TINY_PNG, medium_image, moving_clip
 
 GENERATE = os.getenv("GENERATE_EXPECTED") == "1"
 FOLDER = GOLDEN / "v2"
@@ -74,6 +74,9 @@ CASES = {
     "grid-image-causal-dense": ("image", TINY_GRID.replace(grid_lambda=0.002)),
     # format 2.6: the latent grid with causal4-coded latents (entropy model 6)
     "grid-image-causal4-dense": ("image", TINY_GRID.replace(grid_lambda=0.0015)),
+    # format 2.7: the latent grid with arm-coded latents (entropy model 7; the 256x256 sample)
+    "grid-image-arm-dense": ("medium", TINY_GRID.replace(grid_lambda=0.001, grid_levels=6, grid_arm=8,
+                                                         grid_arm_steps=1500)),
 }
 
 
@@ -112,6 +115,8 @@ def _as_single(data: bytes) -> bytes:
 def _source(kind: str) -> np.ndarray:
     if kind == "video":
         return moving_clip(4, 16, 20)
+    if kind == "medium":
+        return medium_image()
     image = load_image(TINY_PNG)
     return np.ascontiguousarray(image[:16, 8:24]) if kind == "tile16" else image
 

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 import nfcodec
 from nfcodec.archs import ARCHS
 from nfcodec.archs.grid import LATENT_STEP, upsample_exact
-from nfcodec.bitstream import Chunk, CodedTensor, FormatError, decode_tensors, encode_tensors, read_container, write_container
+from nfcodec.bitstream import (Chunk, CodedTensor, FormatError, decode_tensors, encode_tensors, read_container, tensor_report,
+                               write_container)
 from nfcodec.bitstream.headers import GridArch
 from nfcodec.config import ModelConfig
 from nfcodec.errors import ConfigError
@@ -22,7 +23,7 @@ from nfcodec.media import load_image
 from nfcodec.models.grid import GridField, causal_bits, kumaraswamy_noise, latent_sizes, quantize_latent, softround
 
 from exact_reference import reference_frames
-from nfc_testdata import TINY_GRID, TINY_PNG, moving_clip
+from nfc_testdata import TINY_GRID, TINY_PNG, medium_image, moving_clip
 
 
 @pytest.mark.parametrize("level", [0, 1, 2, 3, 5])
@@ -67,7 +68,7 @@ def test_levels_are_capped_by_the_image():
 @pytest.mark.parametrize("head", [1, 3])
 def test_tiny_encode_decodes_exactly_everywhere(head):
     r = nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_head_kernel=head))
-    assert r.info.version == (2, 6) and r.info.header.arch == 2
+    assert r.info.version == (2, 7) and r.info.header.arch == 2
     assert [c.ctype for c in read_container(r.data).chunks] == [b"NHDR", b"ARCH", b"TDAT", b"meTA", b"NEND"]
     assert 26.0 < r.psnr < 40.0 and 3.0 < r.bpp < 12.0, (r.psnr, r.bpp)
     for backend in ("numpy", "torch"):
@@ -112,6 +113,41 @@ def test_latents_use_the_causal4_model_and_smaller_lambda_costs_more():
     # record 0 (the 24x32 level): index 0, step LATENT_STEP, n = 768 (uvarint 80 06), model id 6 (causal4)
     assert tdat[1:6] == bytes((0, LATENT_STEP, 0x80, 0x06, 6))
     assert [t.index for t in decode_tensors(tdat)] == list(range(8))
+
+
+ARM_GRID = TINY_GRID.replace(grid_arm=8, grid_arm_steps=1500, grid_lambda=0.001, grid_levels=6)
+
+
+def test_arm_codes_the_latents_in_fewer_bytes():
+    """The file's latents in model 7 (the network inline in record 0, reused by record 1): the
+    same tensors recoded without the network take at least 2% more bytes; exact decodes."""
+    r = nfcodec.encode(medium_image(), config=ARM_GRID)
+    tdat = next(c for c in read_container(r.data).chunks if c.ctype == b"TDAT").data
+    report = tensor_report(tdat)
+    assert report[0]["model"] == "arm" and report[1]["model"] == "arm"
+    assert report[0]["param_bytes"] > 16 * 8 + 64 > report[1]["param_bytes"]   # the network, then none
+    sizes = latent_sizes(256, 256, 6)
+    tensors = decode_tensors(tdat)
+    plain = encode_tensors([CodedTensor(t.index, t.step, t.symbols, shape=sizes[i] if i < 6 else ())
+                            for i, t in enumerate(tensors)])
+    assert len(tdat) < 0.98 * len(plain), (len(tdat), len(plain))
+    assert decode_tensors(plain) == tensors
+    assert r.info.version == (2, 7) and r.fit.extra["arm_seconds"] > 0
+    for backend in ("numpy", "torch"):
+        assert np.array_equal(nfcodec.decode(r.data, backend=backend).image, r.reconstruction)
+    assert np.array_equal(reference_frames(r.data)[0], r.reconstruction)
+
+
+def test_arm_bpp_target_with_the_calibrated_controller(monkeypatch):
+    """--bpp with the network in the calibration: the file lands within 5% of the target."""
+    from nfcodec import grid_encoder as ge
+
+    monkeypatch.setattr(ge, "ARM_CALIBRATE_STEPS", (300, 100))    # the test's time, not the preset's
+    r = nfcodec.encode(medium_image(), config=ARM_GRID.replace(grid_lambda=0.0), bpp=1.0)
+    assert 0.95 * 1.0 <= r.bpp <= 1.0, r.bpp
+    assert 0.5 < r.fit.extra["coder_over_proxy"] < 1.3, r.fit.extra
+    tdat = next(c for c in read_container(r.data).chunks if c.ctype == b"TDAT").data
+    assert tensor_report(tdat)[0]["model"] == "arm"
 
 
 def test_bpp_target_is_met_within_five_percent():

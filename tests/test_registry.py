@@ -33,7 +33,8 @@ def test_duplicate_registration_refused():
 
 def test_entropy_model_ids_pinned():
     assert {name: m.wire_id for name, m in ENTROPY_MODELS.items()} == {"const": 0, "histogram": 1, "laplace": 2,
-                                                                      "gaussian": 3, "checkerboard": 4, "causal": 5, "causal4": 6}
+                                                                      "gaussian": 3, "checkerboard": 4, "causal": 5, "causal4": 6,
+                                                                      "arm": 7}
 
 
 def test_mask_coder_ids_pinned():

@@ -20,7 +20,7 @@ from nfcodec.bitstream import (
 from nfcodec.bitstream import causal
 from nfcodec.bitstream.causal import CausalParams, causal_context, causal_order
 
-from plane_model_checks import (N_SHAPES, causal_params, check_every_truncation, check_residuals_in_range,
+from plane_model_checks import (GOLDEN_PLANES, ROUND_TRIP_SHAPES, round_trip_values, check_golden_bytes, N_SHAPES, causal_params, check_every_truncation, check_residuals_in_range,
                                check_word_tampering, decodes_or_refuses, one_record, smooth)
 
 MODEL = ENTROPY_MODELS["causal"]
@@ -120,13 +120,10 @@ def test_wavefronts_cover_every_position_once_after_its_neighbours(h, w):
 # --------------------------------------------------------------------------- round trips
 
 
-@pytest.mark.parametrize("shape", [(1, 4, 4), (1, 16, 24), (3, 9, 5), (2, 2, 40), (1, 40, 2)])
+@pytest.mark.parametrize("shape", ROUND_TRIP_SHAPES)
 @pytest.mark.parametrize("kind", ["smooth", "laplace"])
 def test_round_trip(shape, kind):
-    if kind == "smooth":
-        values = smooth(*shape[1:], c=shape[0])
-    else:
-        values = np.round(np.random.default_rng(1).laplace(0, 3, shape)).astype(np.int32)
+    values = round_trip_values(shape, kind)
     payload = _round_trip(values)
     assert tensor_report(payload)[0]["model"] == "causal"
 
@@ -178,19 +175,9 @@ def test_correlated_plane_beats_checkerboard_and_laplace():
 
 # --------------------------------------------------------------------------- pinned bytes
 
-GOLDEN_PLANES = np.array([[[0, 1, 0, -1, 0],
-                           [1, 2, 1, 0, -1],
-                           [0, 1, 3, 1, 0],
-                           [-1, 0, 1, 2, 1]]], dtype=np.int32)
-
-
 def test_golden_bytes():
     params = CausalParams(1, 4, 5, (32, 32, -8, 4, 0, 0), -2, 5, (3000, 1500, 400))
-    words = MODEL.encode_words(params, GOLDEN_PLANES.reshape(-1))
-    payload = _record(20, MODEL.write_params(params), np.asarray(words, "<u4").tobytes())
-    # Any change to the wire layout, the context, the tables or the coding order shows here.
-    assert payload.hex() == GOLDEN_HEX
-    assert decode_tensors(payload) == [CodedTensor(0, 0, GOLDEN_PLANES)]
+    check_golden_bytes(MODEL, params, GOLDEN_HEX)
 
 
 GOLDEN_HEX = (

@@ -13,7 +13,7 @@ from nfcodec.bitstream import ENTROPY_MODELS, CodedTensor, FormatError, decode_t
 from nfcodec.bitstream import causal
 from nfcodec.bitstream.causal import CausalParams, causal4_context, quarter_laplace_counts
 
-from plane_model_checks import (N_SHAPES, causal_params, check_every_truncation, check_residuals_in_range,
+from plane_model_checks import (GOLDEN_PLANES, ROUND_TRIP_SHAPES, round_trip_values, check_golden_bytes, N_SHAPES, causal_params, check_every_truncation, check_residuals_in_range,
                                check_word_tampering, decodes_or_refuses, one_record, smooth)
 
 MODEL = ENTROPY_MODELS["causal4"]
@@ -113,13 +113,10 @@ def test_quarter_tables_are_centred_on_the_quarter():
     assert t[0, 3] == 2**20 + 1
 
 
-@pytest.mark.parametrize("shape", [(1, 4, 4), (1, 16, 24), (3, 9, 5), (2, 2, 40), (1, 40, 2)])
+@pytest.mark.parametrize("shape", ROUND_TRIP_SHAPES)
 @pytest.mark.parametrize("kind", ["smooth", "laplace"])
 def test_round_trip(shape, kind):
-    if kind == "smooth":
-        values = smooth(*shape[1:], c=shape[0])
-    else:
-        values = np.round(np.random.default_rng(1).laplace(0, 3, shape)).astype(np.int32)
+    values = round_trip_values(shape, kind)
     assert tensor_report(_round_trip(values))[0]["model"] == "causal4"
 
 
@@ -150,19 +147,9 @@ def test_quarter_prediction_beats_causal_on_a_correlated_plane():
     assert tensor_report(best)[0]["model"] == "causal4" and len(best) == sizes["causal4"]
 
 
-GOLDEN_PLANES = np.array([[[0, 1, 0, -1, 0],
-                           [1, 2, 1, 0, -1],
-                           [0, 1, 3, 1, 0],
-                           [-1, 0, 1, 2, 1]]], dtype=np.int32)
-
-
 def test_golden_bytes():
     params = CausalParams(1, 4, 5, (26, 24, -8, 4, 0, 0), -3, 7, (9000, 5000, 1500))
-    words = MODEL.encode_words(params, GOLDEN_PLANES.reshape(-1))
-    payload = _record(20, MODEL.write_params(params), np.asarray(words, "<u4").tobytes())
-    # Any change to the wire layout, the context, the tables or the coding order shows here.
-    assert payload.hex() == GOLDEN_HEX
-    assert decode_tensors(payload) == [CodedTensor(0, 0, GOLDEN_PLANES)]
+    check_golden_bytes(MODEL, params, GOLDEN_HEX)
 
 
 GOLDEN_HEX = (

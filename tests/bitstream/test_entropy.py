@@ -57,7 +57,8 @@ GOLDEN = [
 
 def test_model_ids_are_pinned():
     assert {name: m.wire_id for name, m in ENTROPY_MODELS.items()} == {"const": 0, "histogram": 1, "laplace": 2, "gaussian": 3,
-                                                                       "checkerboard": 4, "causal": 5, "causal4": 6}
+                                                                       "checkerboard": 4, "causal": 5, "causal4": 6,
+                                                                       "arm": 7}
 
 
 @pytest.mark.parametrize("model", ["histogram", "laplace"])  # const is always allowed too
@@ -132,14 +133,16 @@ def _coded_bytes(payload: bytes) -> int:
     return row["param_bytes"] + row["word_bytes"]
 
 
-#: Models that code only with a plane hint (found from the registry, not listed by hand).
+#: Models that code only with a plane hint (found from the registry, not listed by hand), and
+#: those that also need the encoder's hint (``arm``: its network).
 _RAMP = np.arange(64, dtype=np.int32)
+_HINTED = {m for m, model in ENTROPY_MODELS.items() if getattr(model, "hinted", False)}
 _PLANE_MODELS = {m for m, model in ENTROPY_MODELS.items()
-                 if model.fit(_RAMP) is None and model.fit(_RAMP, (8, 8)) is not None}
+                 if model.fit(_RAMP) is None and m not in _HINTED and model.fit(_RAMP, (8, 8)) is not None}
 
 
 def test_plane_models_are_found():
-    assert _PLANE_MODELS == {"checkerboard", "causal", "causal4"}
+    assert _PLANE_MODELS == {"checkerboard", "causal", "causal4"} and _HINTED == {"arm"}
 
 
 def test_model_choice_picks_the_smallest():
@@ -152,7 +155,7 @@ def test_model_choice_picks_the_smallest():
     for expected, values in cases.items():
         tensor = _tensor(values.astype(np.int64))
         alone = {m: _coded_bytes(encode_tensors([tensor], models=[m])) for m in ENTROPY_MODELS
-                 if m != "const" and m not in _PLANE_MODELS}  # the plane models need a shape hint
+                 if m != "const" and m not in _PLANE_MODELS | _HINTED}  # the plane models need a shape hint
         best = tensor_report(encode_tensors([tensor]))[0]
         assert best["model"] == expected
         assert best["param_bytes"] + best["word_bytes"] <= min(alone.values())
@@ -188,7 +191,7 @@ def test_every_truncation_is_a_format_error():
     "payload, match",
     [
         (encode_tensors(GOLDEN) + b"\x00", "1 bytes left after 4 tensors"),
-        (_record(3, 7, b""), "model=7 unknown"),
+        (_record(3, 8, b""), "model=8 unknown"),
         (_record(2**28 + 1, 0, _sv(0)), "n=268435457 exceeds the remaining symbol budget"),
         (_record(5, 0, _sv(2**31)), "const value=2147483648 outside int32"),
         (_record(5, 0, _sv(1), b"\x01\x00\x00\x00"), "n_words=1, must be 0"),
@@ -238,3 +241,15 @@ def test_encoder_misuse():
         _tensor([2**31])
     with pytest.raises(ValueError, match="step=256"):
         CodedTensor(0, 256, np.zeros(1, np.int32))
+
+
+@pytest.mark.parametrize("wire_id", sorted(m.wire_id for m in ENTROPY_MODELS.values()))
+@given(data=st.binary(max_size=96), n=st.sampled_from([0, 1, 2, 4, 6, 8, 12, 20, 21]))
+@settings(max_examples=100, deadline=None)
+def test_fuzz_random_params_of_every_model(wire_id, data, n):
+    """Any bytes after a record head of any registered model decode to n symbols or are a FormatError."""
+    try:
+        (out,) = decode_tensors(b"\x01\x00\x00" + write_uvarint(n) + bytes((wire_id,)) + data)
+    except FormatError:
+        return
+    assert out.symbols.size == n
