@@ -142,6 +142,8 @@ _hidden = _number_list(int, "16,16")
 @click.option("--grid-crop", type=click.IntRange(0, 65535), help="grid: crop side of the training steps (0: whole image).")
 @click.option("--grid-arm", type=click.IntRange(0, 32),
               help="grid: hidden units of the latents' learned context network (default 8; 0: none, causal4).")
+@click.option("--grid-rate", type=click.Choice(["causal", "arm"]),
+              help="grid: training rate term, the linear causal proxy or the context network trained with the latents.")
 @click.option("--grid-quantizer", type=click.Choice(["noise", "softround"]),
               help="grid: noise-phase quantizer, uniform noise or C3-style soft rounding (default: noise).")
 @click.option("--seed", type=click.IntRange(0), help="Seed of the initialisation and batches; with supermask also the file's "

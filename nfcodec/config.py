@@ -264,6 +264,9 @@ class TransformConfig:
 
 #: Quantizers of the grid fit's noise phase (an encoder choice: the file does not record it).
 GRID_QUANTIZERS = ("noise", "softround")
+#: Training rate term of the grid fit: the linear causal proxy, or the ``arm`` coder's own network trained
+#: with the latents (Cool-chic's joint training; docs/grid.md).
+GRID_RATES = ("causal", "arm")
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,7 @@ class GridConfig:
     # two layers (0: none, the latents use causal4) and the Adam steps of its final fit.
     grid_arm: int = 8
     grid_arm_steps: int = 3000
+    grid_rate: str = "causal"
 
     def __post_init__(self) -> None:
         if self.grid_quantizer not in GRID_QUANTIZERS:
@@ -307,6 +311,10 @@ class GridConfig:
         _check("grid_weight_bits", self.grid_weight_bits, 0, 16)
         _check("grid_arm", self.grid_arm, 0, 32)
         _check("grid_arm_steps", self.grid_arm_steps, 1, 1_000_000)
+        if self.grid_rate not in GRID_RATES:
+            raise ConfigError(f"grid_rate={self.grid_rate!r} must be one of {', '.join(GRID_RATES)}")
+        if self.grid_rate == "arm" and not self.grid_arm:
+            raise ConfigError("grid_rate='arm' trains the context network: it needs grid_arm > 0")
         if 0 < self.grid_weight_bits < 4:
             raise ConfigError(f"grid_weight_bits={self.grid_weight_bits}: 0 (searched) or 4..16")
 

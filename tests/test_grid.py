@@ -150,6 +150,58 @@ def test_arm_bpp_target_with_the_calibrated_controller(monkeypatch):
     assert tensor_report(tdat)[0]["model"] == "arm"
 
 
+def test_arm_rate_term_is_the_network_over_twelve_neighbours():
+    """grid_rate "arm": the training rate of a plane is the ideal Laplace bits under the float
+    network of its twelve neighbours (0 outside), one network for every level, and its gradient
+    reaches the network, the symbol and the neighbours."""
+    from nfcodec.grid_arm import ArmTorchNet, arm_plane_bits, laplace2_bits
+
+    model = GridField(24, 32, 4, (8,), arm_hidden=6)
+    assert isinstance(model.arm, ArmTorchNet) and model.rate_parameters() == list(model.arm.parameters())
+    assert len(model.rate_parameters()) == 6 and model.arm.l1.weight.shape == (6, 12)
+    rng = np.random.default_rng(5)
+    with torch.no_grad():
+        for y in model.latents:
+            y.copy_(torch.from_numpy(rng.normal(0, 3, tuple(y.shape)).astype(np.float32)))
+    q = model.latents[1].detach().clone().requires_grad_(True)
+    bits = arm_plane_bits(q, model.arm)
+    # the plain reference: neighbour (dy, dx) of latent (i, j) is q[i + dy, j + dx], 0 outside
+    from nfcodec.bitstream.arm import ARM_NEIGHBOURS
+
+    h, w = q.shape
+    rows = [[float(q[i + dy, j + dx]) if 0 <= i + dy < h and 0 <= j + dx < w else 0.0 for dy, dx in ARM_NEIGHBOURS]
+            for i in range(h) for j in range(w)]
+    with torch.no_grad():
+        ref = laplace2_bits(model.arm(torch.tensor(rows)), q.detach().reshape(-1)).sum()
+    assert bits.item() == pytest.approx(ref.item(), rel=1e-5) and bits.item() > 0
+    bits.backward()
+    assert model.arm.l1.weight.grad is not None and model.arm.l1.weight.grad.abs().sum() > 0
+    # q[0, 0] is the first symbol and a neighbour of later ones: both paths reach it
+    assert q.grad is not None and torch.count_nonzero(q.grad) == q.numel()
+    with torch.no_grad():
+        _, total = model("hard")
+    assert total.item() == pytest.approx(sum(arm_plane_bits(torch.round(y), model.arm).item() for y in model.latents), rel=1e-5)
+    with pytest.raises(ConfigError, match="grid_rate='arm' trains the context network: it needs grid_arm > 0"):
+        TINY_GRID.replace(grid_rate="arm")
+    with pytest.raises(ConfigError, match="grid_rate='linear' must be one of causal, arm"):
+        TINY_GRID.replace(grid_rate="linear")
+
+
+def test_arm_rate_training_codes_with_the_network_and_decodes_exactly():
+    """grid_rate "arm" (the context network trained with the latents): the file is the same kind
+    of file (arm model, meTA says the rate term), decodes exactly on every backend, and --bpp
+    lands within 5% through the calibration, which reads the trained network as it stands."""
+    cfg = ARM_GRID.replace(grid_rate="arm")
+    r = nfcodec.encode(medium_image(), config=cfg)
+    chunks = {c.ctype: c.data for c in read_container(r.data).chunks}
+    assert b'"rate":"arm"' in chunks[b"meTA"] and tensor_report(chunks[b"TDAT"])[0]["model"] == "arm"
+    assert 20.0 < r.psnr < 40.0 and 0.3 < r.bpp < 6.0, (r.psnr, r.bpp)
+    for backend in ("numpy", "torch"):
+        assert np.array_equal(nfcodec.decode(r.data, backend=backend).image, r.reconstruction)
+    t = nfcodec.encode(medium_image(), config=cfg.replace(grid_lambda=0.0), bpp=1.0)
+    assert 0.95 <= t.bpp <= 1.0 and 0.8 < t.fit.extra["coder_over_proxy"] < 1.3, (t.bpp, t.fit.extra)
+
+
 def test_bpp_target_is_met_within_five_percent():
     img = load_image(TINY_PNG)
     big = np.kron(img, np.ones((2, 2, 1), np.uint8))            # 64x48, a bit more room for the grid

@@ -115,7 +115,7 @@ class GridField(nn.Module):
     """
 
     def __init__(self, height: int, width: int, levels: int = 7, hidden: Sequence[int] = (16,),
-                 head_kernel: int = 1) -> None:
+                 head_kernel: int = 1, arm_hidden: int = 0) -> None:
         super().__init__()
         self.height, self.width, self.levels, self.head_kernel = height, width, levels, head_kernel
         self.sizes = latent_sizes(height, width, levels)
@@ -125,10 +125,17 @@ class GridField(nn.Module):
         self.layers.append(nn.Linear(dims[-2], 3) if head_kernel == 1 else nn.Conv2d(dims[-2], 3, head_kernel))
         self.coefs = nn.Parameter(torch.tensor([_COEF_INIT] * levels))
         self.log_bins = nn.Parameter(torch.zeros(levels, N_BINS))
+        # arm_hidden > 0: the rate term is the float context network of the ``arm`` coder (one for
+        # every level, as the file stores one), trained with the latents (grid_rate "arm")
+        self.arm = None
+        if arm_hidden:
+            from ..grid_arm import ArmTorchNet
+
+            self.arm = ArmTorchNet(arm_hidden)
 
     # ------------------------------------------------------------------ parts
     def rate_parameters(self) -> list[nn.Parameter]:
-        return [self.coefs, self.log_bins]
+        return [self.coefs, self.log_bins] if self.arm is None else list(self.arm.parameters())
 
     def synthesis_parameters(self) -> list[nn.Parameter]:
         """Weights and biases in the file's order (the k x k head's weight is (3, hidden, k, k))."""
@@ -177,7 +184,12 @@ class GridField(nn.Module):
             rs, cs = self.window(l, crop)
             q = quantize_latent(y[rs, cs], mode, soft)
             planes.append(q)
-            bits = bits + causal_bits(q, self.coefs[l], self.log_bins[l])
+            if self.arm is None:
+                bits = bits + causal_bits(q, self.coefs[l], self.log_bins[l])
+            else:
+                from ..grid_arm import arm_plane_bits
+
+                bits = bits + arm_plane_bits(q, self.arm)
         return planes, bits
 
     def forward(self, mode: str = "noise", crop: Optional[tuple[int, int, int, int]] = None,
