@@ -3,6 +3,9 @@
     python benchmarks/grid_ab.py --bpp 0.5 --a preset=fast --b preset=fast,grid_head_kernel=3 \
         ../shared/data/kodak/kodim01.png ../shared/data/kodak/kodim02.png
 
+``--lambda X`` instead of ``--bpp`` compares the two at a fixed lambda (no controller, no latent
+scale search): the training's own rate-distortion trade-off, without rate control's part in it.
+
 Each image is encoded with A, then with B, one after the other in this process (run it alone on
 the machine: two torch processes on 2 cores slow each other down several times).  Rows (image,
 config, bpp, PSNR, seconds, lambda, delta) are appended to ``benchmarks/results/grid/ab.jsonl``;
@@ -70,7 +73,9 @@ def _value(text: str) -> Any:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("images", nargs="+")
-    ap.add_argument("--bpp", type=float, required=True)
+    target = ap.add_mutually_exclusive_group(required=True)
+    target.add_argument("--bpp", type=float)
+    target.add_argument("--lambda", dest="lam", type=float, help="a fixed lambda instead of a --bpp target")
     ap.add_argument("--a", default="", help="knobs of A, e.g. preset=fast,grid_iters=400")
     ap.add_argument("--b", required=True, help="knobs of B")
     ap.add_argument("--a-csv", help="take A (the default preset) from this nfc eval results.csv")
@@ -83,6 +88,8 @@ def main() -> None:
         name, value = item.split("=", 1)
         module, attr = name.rsplit(".", 1)
         setattr(importlib.import_module(module), attr, _value(value))
+    if args.a_csv and args.lam is not None:
+        ap.error("--a-csv holds --bpp rows: use --bpp with it")
     if args.a_csv and args.a:
         ap.error("--a and --a-csv exclude each other: the rows of an nfc eval run are the default preset")
     cached = _eval_rows(args.a_csv, args.bpp) if args.a_csv else {}
@@ -98,12 +105,17 @@ def main() -> None:
         for name, text in ((("A", args.a),) if not args.a_csv else ()) + (("B", args.b),):
             knobs = _knobs(text)
             t0 = time.perf_counter()
-            r = nfcodec.encode(image, arch="grid", bpp=args.bpp, **knobs)
+            if args.lam is not None:
+                r = nfcodec.encode(image, arch="grid", **{"grid_lambda": args.lam, **knobs})
+            else:
+                r = nfcodec.encode(image, arch="grid", bpp=args.bpp, **knobs)
             row = {"image": os.path.basename(image), "config": name, "knobs": text, "target": args.bpp,
                    "bpp": r.bpp, "psnr": r.psnr, "seconds": time.perf_counter() - t0,
                    "lambda": (r.rate_control or {}).get("lambda"), "delta": (r.rate_control or {}).get("delta")}
             if args.set:
                 row["set"] = args.set
+            if args.lam is not None:
+                row["lambda"] = args.lam
             rows.append(row)
             print(f"{row['image']} {name}: {r.psnr:.3f} dB at {r.bpp:.4f} bpp, {row['seconds']:.0f} s", flush=True)
             with open(OUT, "a") as f:

@@ -41,8 +41,8 @@ __all__ = ["encode_grid", "fit_grid", "GridCoder"]
 
 
 #: With grid_rate "arm" the network trained with the latents moves at this fraction of their
-#: learning rate (kodim01, fast preset, lambda 0.003: 1.0 gave 1.4608 bpp at 31.72 dB, 0.2 1.3968
-#: bpp at 31.83 dB, 0.05 1.4095 bpp at 31.76 dB; the linear proxy 1.4297 bpp at 31.83 dB).
+#: learning rate (kodim01, fast preset, lambda 0.003: 0.2 gave 1.3916 bpp at 31.83 dB, 0.05 1.4095
+#: bpp at 31.76 dB; the linear proxy 1.4296 bpp at 31.84 dB; docs/benchmarks.md, seventh round).
 ARM_RATE_LR_SCALE = 0.2
 
 
@@ -83,7 +83,9 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
     control_from = int(g.grid_iters * control_start)
     # --bpp: the controller compares the proxy's rate, times the coder's measured ratio to it
     # (recalibrated every CALIBRATE_EVERY steps), plus the weights' and container's share, to the target
-    arm = ArmFitter(g.grid_arm, seed=config.fit.seed) if g.grid_arm and not joint else None
+    # (with grid_rate "arm" too: the network trained on noisy latents overstates the rounded ones'
+    # rate, so the file's network is fitted to them as without it)
+    arm = ArmFitter(g.grid_arm, seed=config.fit.seed) if g.grid_arm else None
     calibration = _Calibration(model, H * W, arm) if target_bpp is not None and CALIBRATE_EVERY else None
     t0 = time.perf_counter()
     for it in range(total):
@@ -114,9 +116,6 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         if progress is not None and (it % 50 == 0 or it == total - 1):
             progress(it + 1, total, psnr_now)
     model = model.cpu()
-    if joint:   # the file's network is fitted afresh to the rounded latents (a warm start from the
-        # trained one measured the same: 1.3968 against 1.3916 bpp at 31.83 dB on kodim01)
-        arm = ArmFitter(g.grid_arm, seed=config.fit.seed)
     summary = {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now,
                "seconds": time.perf_counter() - t0, "device": str(device), "arm": arm}
     if calibration is not None and calibration.updates:
@@ -150,9 +149,7 @@ class _Calibration:
     def update(self) -> None:
         planes = [torch.round(y).cpu().numpy().astype(np.int32) for y in self.model.latents]
         net = None
-        if self.model.arm is not None:   # trained with the latents: its rounding as it stands
-            net = ArmFitter.warm(self.model.arm).rounded(ARM_CALIBRATE_F)
-        elif self.arm is not None:   # the context network follows the latents (warm-started refits)
+        if self.arm is not None:   # the context network follows the latents (warm-started refits)
             self.arm.fit(planes, ARM_CALIBRATE_STEPS[min(self.arm.fits, 1)])
             net = self.arm.rounded(ARM_CALIBRATE_F)
         coded = 8 * arm_bytes(planes, net, LATENT_STEP)

@@ -146,8 +146,12 @@ def test_arm_bpp_target_with_the_calibrated_controller(monkeypatch):
     r = nfcodec.encode(medium_image(), config=ARM_GRID.replace(grid_lambda=0.0), bpp=1.0)
     assert 0.95 * 1.0 <= r.bpp <= 1.0, r.bpp
     assert 0.5 < r.fit.extra["coder_over_proxy"] < 1.3, r.fit.extra
+    # the network was fitted to the file's latents; whether it pays here is borderline (about 400
+    # of 7,900 bytes) and the CPU fit is not bit-reproducible, so the chosen model is not asserted
+    # (test_arm_codes_the_latents_in_fewer_bytes pins a file that uses it)
+    assert r.fit.extra["arm_seconds"] > 0
     tdat = next(c for c in read_container(r.data).chunks if c.ctype == b"TDAT").data
-    assert tensor_report(tdat)[0]["model"] == "arm"
+    assert tensor_report(tdat)[0]["model"] in ("arm", "causal4")
 
 
 def test_arm_rate_term_is_the_network_over_twelve_neighbours():
@@ -169,7 +173,7 @@ def test_arm_rate_term_is_the_network_over_twelve_neighbours():
     from nfcodec.bitstream.arm import ARM_NEIGHBOURS
 
     h, w = q.shape
-    rows = [[float(q[i + dy, j + dx]) if 0 <= i + dy < h and 0 <= j + dx < w else 0.0 for dy, dx in ARM_NEIGHBOURS]
+    rows = [[float(q.detach()[i + dy, j + dx]) if 0 <= i + dy < h and 0 <= j + dx < w else 0.0 for dy, dx in ARM_NEIGHBOURS]
             for i in range(h) for j in range(w)]
     with torch.no_grad():
         ref = laplace2_bits(model.arm(torch.tensor(rows)), q.detach().reshape(-1)).sum()
@@ -187,7 +191,7 @@ def test_arm_rate_term_is_the_network_over_twelve_neighbours():
         TINY_GRID.replace(grid_rate="linear")
 
 
-def test_arm_rate_training_codes_with_the_network_and_decodes_exactly():
+def test_arm_rate_training_codes_with_the_network_and_decodes_exactly(monkeypatch):
     """grid_rate "arm" (the context network trained with the latents): the file is the same kind
     of file (arm model, meTA says the rate term), decodes exactly on every backend, and --bpp
     lands within 5% through the calibration, which reads the trained network as it stands."""
@@ -198,7 +202,10 @@ def test_arm_rate_training_codes_with_the_network_and_decodes_exactly():
     assert 20.0 < r.psnr < 40.0 and 0.3 < r.bpp < 6.0, (r.psnr, r.bpp)
     for backend in ("numpy", "torch"):
         assert np.array_equal(nfcodec.decode(r.data, backend=backend).image, r.reconstruction)
-    t = nfcodec.encode(medium_image(), config=cfg.replace(grid_lambda=0.0), bpp=1.0)
+    from nfcodec import grid_encoder as ge
+
+    monkeypatch.setattr(ge, "ARM_CALIBRATE_STEPS", (300, 100))    # the test's time, not the preset's
+    t = nfcodec.encode(medium_image(), config=cfg.replace(grid_lambda=0.0, grid_arm_steps=300), bpp=1.0)
     assert 0.95 <= t.bpp <= 1.0 and 0.8 < t.fit.extra["coder_over_proxy"] < 1.3, (t.bpp, t.fit.extra)
 
 
