@@ -94,14 +94,6 @@ class ArmFitter:
             self.net = ArmTorchNet(hidden)
         self.fits = 0
 
-    @classmethod
-    def warm(cls, net: ArmTorchNet, seed: int = 0) -> "ArmFitter":
-        """A fitter that starts from a trained network (a copy): its fits are warm refits."""
-        out = cls(net.l1.out_features, seed)
-        out.net.load_state_dict(net.state_dict())
-        out.fits = 1
-        return out
-
     def fit(self, planes: Sequence[np.ndarray], steps: Optional[int] = None) -> None:
         """Adam on the planes' latents (a first fit: ARM_STEPS, later ones ARM_REFIT_STEPS)."""
         x, y = _features(planes)
