@@ -77,8 +77,8 @@ _hidden = _number_list(int, "16,16")
                    "supermask: random weights from --seed, nested masks and scales (no weight values).")
 @click.option("--levels", type=click.IntRange(1, 8), help="Supermask: nested mask levels (default 3).")
 @click.option("--layout", type=click.Choice(_names("layout")),
-              help="single: one network; width-chunks: a SIREN grown level by level, every prefix of the "
-                   "file decodes (see --widths, --growing).")
+              help="single: one network; width-chunks: a SIREN grown level by level, or a grid's latent "
+                   "planes coarse to fine; every prefix of the file decodes (see --widths, --growing).")
 @click.option("--prior", "prior", metavar="NAME|PATH",
               help="Fit from a meta-learned prior (images: tiles layout; videos: a NeRV prior for clips of "
                    "its frames and size): 'default', a packaged prior's name or a .nfp file; the weights are "
@@ -97,7 +97,8 @@ _hidden = _number_list(int, "16,16")
               help="permute: the seed (default 0); gamma: the exponent in thousandths, 250-4000 (default 1500).")
 @click.option("--widths", callback=_widths,
               help="width-chunks: hidden width after each level, e.g. 24,48,72,96 (default: 4 levels, the "
-                   "first half of --width, then equal steps).")
+                   "first half of --width, then equal steps); with --arch grid the latent planes after each "
+                   "level, coarsest first, ending at the grid's levels (default: 4,5,6,7 for 7 levels).")
 @click.option("--growing", type=click.Choice(["spectral", "spatial", "temporal"]),
               help="width-chunks: each level adds detail (spectral), columns (spatial) or frames (temporal).")
 @click.option("--grow-training", type=click.Choice(["progressive", "slimmable"]),
@@ -144,6 +145,9 @@ _hidden = _number_list(int, "16,16")
               help="grid: hidden units of the latents' learned context network (default 8; 0: none, causal4).")
 @click.option("--grid-rate", type=click.Choice(["causal", "arm"]),
               help="grid: training rate term, the linear causal proxy or the context network trained with the latents.")
+@click.option("--grid-prefix-weight", type=click.FloatRange(0.0, 100.0),
+              help="grid, layout width-chunks: weight of a coarser level's distortion in the training loss, so "
+                   "that a cut file decodes a coarser image (default 0.1; 0: off).")
 @click.option("--grid-quantizer", type=click.Choice(["noise", "softround"]),
               help="grid: noise-phase quantizer, uniform noise or C3-style soft rounding (default: noise).")
 @click.option("--seed", type=click.IntRange(0), help="Seed of the initialisation and batches; with supermask also the file's "
@@ -187,7 +191,8 @@ def encode(input: str, output: str, preset: str, frames: str | None, resize: str
         click.echo(f"{output}: {r.summary()}")
         for lv in r.levels:
             cover = f", covers {lv['cover']}" if lv["cover"] else ""
-            click.echo(f"  level {lv['level']}: width {lv['width']}, decodes from the first {lv['end']} bytes "
+            click.echo(f"  level {lv['level']}: {lv.get('unit', 'width')} {lv['width']}, decodes from the first "
+                       f"{lv['end']} bytes "
                        f"({lv['bpp']:.4f} bpp), PSNR {lv['psnr']:.2f} dB{cover}")
         if r.rate_control:
             rc = r.rate_control
@@ -338,7 +343,7 @@ def info(input: str, as_json: bool, verbose: bool) -> None:
             cover = f"  covers {lv['cover']} {'columns' if lv['growing'] == 'spatial' else 'frames'}" \
                 if lv["cover"] else ""
             psnr = f"  PSNR {lv['psnr']:.2f} dB" if lv.get("psnr") is not None else ""
-            click.echo(f"    level {lv['level']}: width {lv['width']:<5} bytes [{lv['begin']}, {lv['end']})  "
+            click.echo(f"    level {lv['level']}: {lv['unit']} {lv['width']:<5} bytes [{lv['begin']}, {lv['end']})  "
                        f"{lv['bpp']:.4f} bpp{psnr}{cover}")
     click.echo("  chunks:")
     for c in si.chunks:
@@ -392,7 +397,9 @@ def _levels(data: bytes) -> list[dict[str, Any]]:
     record = unpack_arch(header.arch, next(c.data for c in container.chunks if c.ctype == b"ARCH"))
     plan = layout.plan(container, header, record, ARCHS.by_id(header.arch), REPRESENTATIONS.by_id(header.representation))
     pixels = header.frames * header.width * header.height
-    return [{"level": lv.index, "width": lv.width, "cover": lv.cover, "growing": plan.growing, "begin": lv.begin,
+    unit = ARCHS.by_id(header.arch).growth.unit
+    return [{"level": lv.index, "width": lv.width, "unit": unit, "cover": lv.cover, "growing": plan.growing,
+             "begin": lv.begin,
              "end": lv.end, "bpp": round(8 * lv.end / pixels, 6),
              "psnr": plan.psnr[lv.index - 1] if len(plan.psnr) >= lv.index else None} for lv in plan.levels]
 

@@ -8,6 +8,8 @@
           --rounded latents (step 1.0) + synthesis weights quantized (bit depth searched),
             latents coded with the causal4 context model, closed-loop exact decode
           --> NHDR ARCH TDAT meTA NEND
+              (layout width-chunks: NHDR ARCH GROW pSNR, then per level SEGM TDAT with its planes,
+              coarse to fine, the synthesis in the first; meTA NEND)
 
 With ``--bpp`` (``--psnr``) the last step also scales the latents by a factor ``delta`` (and the
 first synthesis layer by its inverse) so that the file meets the target, by bisection on the
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace as dataclass_replace
 from fractions import Fraction
 from typing import Any, Callable, Optional
 
@@ -27,17 +30,19 @@ import torch
 from . import quant
 from .archs import ARCHS
 from .archs.grid import LATENT_STEP, MAX_LATENT
-from .bitstream import Chunk, CodedTensor, encode_tensors, write_container
+from .bitstream import Chunk, CodedTensor, GrowRecord, SegmentHeader, encode_tensors, write_container
 from .grid_arm import ArmFitter, arm_bytes
 from .bitstream.fields import write_uvarint
 from .config import GRID_DEFAULT_LAMBDA, CodecConfig
-from .decoder import decode_bytes
+from .decoder import decode_bytes, open_stream
 from .encoder import meta_dict, stream_header
 from .errors import ConfigError
 from .metrics import psnr as image_psnr
 from .results import EncodeResult, FitResult
+from .variants import LAYOUTS
+from .widthchunks import pack_psnr
 
-__all__ = ["encode_grid", "fit_grid", "GridCoder"]
+__all__ = ["encode_grid", "fit_grid", "GridCoder", "level_widths", "GRID_DEFAULT_SEGMENTS"]
 
 
 #: With grid_rate "arm" the network trained with the latents moves at this fraction of their
@@ -52,11 +57,14 @@ def _cosine(it: int, total: int, lr: float, floor: float = 0.02) -> float:
 
 def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float, target_bpp: Optional[float] = None,
              target_psnr: Optional[float] = None, progress: Optional[Callable[[int, int, float], None]] = None,
-             control_start: Optional[float] = None) -> tuple[Any, dict[str, Any]]:
+             control_start: Optional[float] = None,
+             segments: Optional[list[list[int]]] = None) -> tuple[Any, dict[str, Any]]:
     """Train a :class:`~nfcodec.models.grid.GridField` on ``image`` (H, W, 3) uint8.
 
     ``control_start``: the fraction of the noise phase after which the lambda controller acts
     (default CONTROL_START_PSNR with a --psnr target, else CONTROL_START_BPP).
+    ``segments``: a streamable file's latent levels per segment (each a payload of its own), so
+    that the --bpp calibration measures the file's coder as that file codes them.
     Returns the model and a summary (iterations, final lambda, training PSNR, seconds)."""
     from .models.grid import GridField
 
@@ -86,7 +94,10 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
     # (with grid_rate "arm" too: the network trained on noisy latents overstates the rounded ones'
     # rate, so the file's network is fitted to them as without it)
     arm = ArmFitter(g.grid_arm, seed=config.fit.seed) if g.grid_arm else None
-    calibration = _Calibration(model, H * W, arm) if target_bpp is not None and CALIBRATE_EVERY else None
+    calibration = _Calibration(model, H * W, arm, segments) if target_bpp is not None and CALIBRATE_EVERY else None
+    # the finest level each coarser level of a streamable file keeps (its finer planes are zeros)
+    cuts = [min(l for seg in segments[:k + 1] for l in seg) for k in range(len(segments) - 1)] \
+        if segments and g.grid_prefix_weight > 0 else []
     t0 = time.perf_counter()
     for it in range(total):
         noise = it < g.grid_iters
@@ -101,10 +112,16 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         opt.param_groups[0]["lr"] = lr
         opt.param_groups[1]["lr"] = lr * (ARM_RATE_LR_SCALE if joint else 1.0)
         soft = _soft_schedule(it, g.grid_iters) if noise and g.grid_quantizer == "softround" else None
-        out, bits = model("noise" if noise else "ste", box, soft)
+        if cuts:    # a streamable file: one coarser level's distortion too (grid_prefix_weight)
+            out, coarse, bits = model.forward_prefix("noise" if noise else "ste", cuts[int(rng.integers(len(cuts)))],
+                                                     soft)
+            extra = g.grid_prefix_weight * torch.mean((coarse - tgt) ** 2)
+        else:
+            out, bits = model("noise" if noise else "ste", box, soft)
+            extra = 0.0
         mse = torch.mean((out - tgt) ** 2)
         bpp = bits / tgt.shape[0]
-        loss = mse + math.exp(log_lam) * bpp
+        loss = mse + math.exp(log_lam) * bpp + extra
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -132,6 +149,9 @@ CALIBRATE_EVERY = 100
 #: Bits of a file beyond its latents, as the controller estimates them: the container (NHDR, ARCH,
 #: chunk heads and record heads) and this many bits per synthesis weight.
 OVERHEAD_BYTES, BITS_PER_WEIGHT = 120, 8
+#: A streamable file's bytes per segment besides its payload: the SEGM chunk (12 + 11), the TDAT
+#: chunk's 12, and per level a GROW row (6) and a pSNR row (2).
+SEGMENT_BYTES = 12 + 11 + 12 + 6 + 2
 #: With the ``arm`` context network, each calibration refits it on the rounded latents: this many
 #: Adam steps the first time and then (warm-started), rounded at ARM_CALIBRATE_F fractional bits.
 ARM_CALIBRATE_STEPS, ARM_CALIBRATE_F = (1000, 200), 6
@@ -140,10 +160,13 @@ ARM_CALIBRATE_STEPS, ARM_CALIBRATE_F = (1000, 200), 6
 class _Calibration:
     """The coder-to-proxy ratio of the rounded latents' size, and the file's other bits."""
 
-    def __init__(self, model: Any, pixels: int, arm: Optional[ArmFitter] = None) -> None:
+    def __init__(self, model: Any, pixels: int, arm: Optional[ArmFitter] = None,
+                 segments: Optional[list[list[int]]] = None) -> None:
         self.model, self.pixels, self.ratio, self.updates, self.arm = model, pixels, 1.0, 0, arm
+        self.segments = segments or [list(range(len(model.latents)))]
         weights = sum(p.numel() for p in model.synthesis_parameters())
-        self.extra_bpp = (8 * OVERHEAD_BYTES + BITS_PER_WEIGHT * weights) / pixels
+        extra = OVERHEAD_BYTES + (SEGMENT_BYTES * len(self.segments) if segments else 0)
+        self.extra_bpp = (8 * extra + BITS_PER_WEIGHT * weights) / pixels
 
     @torch.no_grad()
     def update(self) -> None:
@@ -152,7 +175,7 @@ class _Calibration:
         if self.arm is not None:   # the context network follows the latents (warm-started refits)
             self.arm.fit(planes, ARM_CALIBRATE_STEPS[min(self.arm.fits, 1)])
             net = self.arm.rounded(ARM_CALIBRATE_F)
-        coded = 8 * arm_bytes(planes, net, LATENT_STEP)
+        coded = 8 * sum(arm_bytes([planes[l] for l in levels], net, LATENT_STEP) for levels in self.segments)
         _, bits = self.model("hard")
         if bits.item() > 0:
             self.ratio, self.updates = coded / bits.item(), self.updates + 1
@@ -221,13 +244,17 @@ def _control(model: Any, flat: torch.Tensor, log_lam: float, target_bpp: Optiona
 
 
 class GridCoder:
-    """A trained grid as a file: rounded latents (scaled by ``delta``), quantized synthesis."""
+    """A trained grid as a file: rounded latents (scaled by ``delta``), quantized synthesis.
 
-    def __init__(self, model: Any, header: Any, record: Any, meta: Optional[dict[str, Any]]) -> None:
-        self.header, self.record, self.meta = header, record, meta
+    ``widths``: the single layout (None) or the width-chunks layout, one segment per entry, each
+    entry the number of latent planes after it, coarsest first (format.md 4b, "Latent levels")."""
+
+    def __init__(self, model: Any, header: Any, record: Any, meta: Optional[dict[str, Any]],
+                 widths: Optional[tuple[int, ...]] = None) -> None:
+        self.header, self.record, self.meta, self.widths = header, record, meta, widths
         self.latents = [p.detach().double().numpy() for p in model.latents]
         self.weights = [p.detach().double().numpy() for p in model.synthesis_parameters()]
-        self._latent_cache: dict[float, bytes] = {}   # delta -> the latents' tensor records
+        self._latent_cache: dict[tuple[float, int], bytes] = {}   # (delta, segment) -> latent records
         self.arm_net = None   # the latents' context network (entropy model ``arm``), if any
 
     def latent_symbols(self, delta: float) -> list[np.ndarray]:
@@ -242,18 +269,37 @@ class GridCoder:
             out.append((step, quant.quantize(v, step)))
         return out
 
-    def data(self, delta: float, bits: int) -> bytes:
-        L = self.record.levels
-        key = delta
+    def _latent_records(self, delta: float, segment: int, levels: list[int]) -> bytes:
+        """The tensor records of latent ``levels`` (in that order, indices from 0), cached."""
+        key = (delta, segment)
         if key not in self._latent_cache:
-            q = self.latent_symbols(delta)
-            coded = [CodedTensor(l, LATENT_STEP, q[l], shape=q[l].shape) for l in range(L)]
+            q_all = self.latent_symbols(delta)
+            q = [q_all[l] for l in levels]
+            coded = [CodedTensor(j, LATENT_STEP, p, shape=p.shape) for j, p in enumerate(q)]
             self._latent_cache[key] = _records(coded, {"arm": self.arm_net} if self.arm_net is not None else None)
-        latent_records = self._latent_cache[key]
-        weights = [CodedTensor(L + i, step, sym) for i, (step, sym) in enumerate(self.weight_tensors(delta, bits))]
-        body = _records(weights)
-        tdat = write_uvarint(L + len(weights)) + latent_records + body
-        chunks = [Chunk(b"NHDR", self.header.pack()), Chunk(b"ARCH", self.record.pack()), Chunk(b"TDAT", tdat)]
+        return self._latent_cache[key]
+
+    def data(self, delta: float, bits: int, psnr_chunk: Optional[bytes] = None) -> bytes:
+        """The file at latent scale ``delta`` and synthesis bit depth ``bits`` (``psnr_chunk``: the
+        width-chunks layout's pSNR chunk, default every level unknown; the same length either way)."""
+        L = self.record.levels
+        weight_syms = self.weight_tensors(delta, bits)
+        head = [Chunk(b"NHDR", self.header.pack()), Chunk(b"ARCH", self.record.pack())]
+        if self.widths is None:
+            weights = [CodedTensor(L + i, step, sym) for i, (step, sym) in enumerate(weight_syms)]
+            tdat = write_uvarint(L + len(weights)) + self._latent_records(delta, 0, list(range(L))) + _records(weights)
+            chunks = [*head, Chunk(b"TDAT", tdat)]
+        else:   # one segment per entry of widths: its planes coarse to fine, the synthesis with the first
+            K = len(self.widths)
+            chunks = [*head, Chunk(b"GROW", GrowRecord(0, self.widths, (0,) * K).pack()),
+                      Chunk(b"pSNR", psnr_chunk if psnr_chunk is not None else pack_psnr([None] * K))]
+            for k, b in enumerate(self.widths):
+                a = self.widths[k - 1] if k else 0
+                n = b - a
+                weights = [CodedTensor(n + i, step, sym) for i, (step, sym) in enumerate(weight_syms)] if k == 0 else []
+                tdat = (write_uvarint(n + len(weights)) + self._latent_records(delta, k, [L - 1 - m for m in range(a, b)])
+                        + (_records(weights) if weights else b""))
+                chunks += [Chunk(b"SEGM", SegmentHeader(index=k, kind=1, start=a, stop=b).pack()), Chunk(b"TDAT", tdat)]
         if self.meta is not None:
             chunks.append(Chunk(b"meTA", json.dumps(self.meta, separators=(",", ":")).encode()))
         return write_container([*chunks, Chunk(b"NEND", b"")])
@@ -293,12 +339,16 @@ def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConf
         raise ConfigError("arch 'grid' encodes images (a video grid is not built yet); use nerv or siren for videos")
     arch = ARCHS.by_name("grid")
     arch.check_variant(config.representation, config.layout)
-    header = stream_header(frames, media, fps, config)
+    header = stream_header(frames, media, fps, dataclass_replace(config, layout="single"))
     record = arch.make_record(config.model, header)
     arch.check(record, header)
+    widths = None
+    if config.layout == "width-chunks":
+        widths = level_widths(config, record.levels)
+        header = dataclass_replace(header, layout=LAYOUTS.by_name("width-chunks").wire_id, n_segments=len(widths))
     image = frames[0]
     common = dict(image=image, header=header, record=record, config=config, preset=preset, metadata=metadata,
-                  progress=progress, bpp=bpp, psnr=psnr, t0=t0)
+                  progress=progress, bpp=bpp, psnr=psnr, t0=t0, widths=widths)
     try:
         return _fit_and_code(**common, lam0=_lambda_for(config, bpp, psnr), control_start=None)
     except _QualityNotReached:
@@ -313,13 +363,48 @@ def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConf
     return result
 
 
+#: Segments of a streamable grid by default (layout width-chunks without --widths): the coarse
+#: levels down to 1:8 with the synthesis, then 1:4, 1:2 and 1:1 one segment each.
+GRID_DEFAULT_SEGMENTS = 4
+
+
+def level_widths(config: CodecConfig, levels: int) -> tuple[int, ...]:
+    """The width-chunks segments of a grid with ``levels`` latent planes: the number of planes
+    after each segment, coarsest first (``config.grow.widths``, or the last
+    :data:`GRID_DEFAULT_SEGMENTS` counts up to ``levels``).
+
+    Raises:
+        ConfigError: widths beyond the grid's levels or not ending at them, or a growing, level
+            budget, training or step setting that only the SIREN's width-chunks encoder has.
+    """
+    g = config.grow
+    if config.grid.grid_prefix_weight > 0 and (config.model.grid_head_kernel > 1 or config.grid.grid_crop):
+        raise ConfigError("grid_prefix_weight (--grid-prefix-weight) trains the coarser levels on the whole image "
+                          "with the per-pixel head: with grid_head_kernel > 1 or grid_crop set it must be 0")
+    if g.growing != "spectral":
+        raise ConfigError(f"growing={g.growing!r}: grid levels grow spectrally (every level is the whole image, "
+                          "finer); spatial and temporal growing are siren's")
+    if g.level_bpp:
+        raise ConfigError("--level-bpp is not supported with --arch grid: give --bpp or --psnr for the whole file")
+    if g.level_steps or g.grow_training != "progressive":
+        raise ConfigError("--level-steps and --grow-training are siren's: the grid trains all its levels together")
+    if not g.widths:
+        return tuple(range(max(1, levels - GRID_DEFAULT_SEGMENTS + 1), levels + 1))
+    if g.widths[-1] != levels:
+        raise ConfigError(f"widths={','.join(map(str, g.widths))}: with --arch grid a width counts latent planes, "
+                          f"coarsest first, and the last must be this grid's {levels} levels")
+    return g.widths
+
+
 def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecConfig, preset: str | None,
                   metadata: bool, progress: Any, bpp: Optional[float], psnr: Optional[float], lam0: float,
-                  control_start: Optional[float], t0: float) -> EncodeResult:
+                  control_start: Optional[float], t0: float, widths: Optional[tuple[int, ...]]) -> EncodeResult:
     """One fit and its file (bit depth, then the --bpp or --psnr latent scale search)."""
     pixels = header.width * header.height
+    segments = None if widths is None else \
+        [[record.levels - 1 - m for m in range(widths[k - 1] if k else 0, b)] for k, b in enumerate(widths)]
     model, fit = fit_grid(image, config, record, lam=lam0, target_bpp=bpp, target_psnr=psnr, progress=progress,
-                          control_start=control_start)
+                          control_start=control_start, segments=segments)
     meta = None
     if metadata:
         meta = meta_dict(config, preset, False)
@@ -331,7 +416,11 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
             meta["quantizer"] = config.grid.grid_quantizer
         if config.grid.grid_rate != "causal":
             meta["rate"] = config.grid.grid_rate
-    coder = GridCoder(model, header, record, meta)
+        if widths is not None:
+            meta.update(layout="width-chunks", widths=list(widths))
+            if config.grid.grid_prefix_weight > 0:
+                meta["prefix_weight"] = config.grid.grid_prefix_weight
+    coder = GridCoder(model, header, record, meta, widths)
     arm_seconds = None
     if fit["arm"] is not None:   # the latents' context network, fitted to the rounded latents of the file
         t_arm = time.perf_counter()
@@ -364,13 +453,30 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
     elif psnr is not None:
         data, delta = _meet_quality(coder, bits, psnr, image)
         rc = {"mode": "psnr", "target": psnr, "lambda": round(lam, 8), "delta": round(delta, 6), "weight_bits": bits}
+    rows: tuple[dict[str, Any], ...] = ()
+    if widths is not None:
+        data, rows = _level_rows(coder, data, delta, bits, image)
     img, d = decoded(data)
     fr = FitResult(steps=(), seconds=fit["seconds"], train_psnr=fit["train_psnr"], device=fit["device"],
                    extra={"lambda": lam, "delta": delta, "weight_bits": bits,
                           **({"coder_over_proxy": fit["coder_over_proxy"]} if "coder_over_proxy" in fit else {}),
                           **({"arm_seconds": round(arm_seconds, 2)} if arm_seconds is not None else {})})
     return EncodeResult(data=data, reconstruction=img, psnr=image_psnr(img, image), bpp=d.info.bpp, info=d.info,
-                        config=config, fit=fr, seconds=time.perf_counter() - t0, rate_control=rc)
+                        config=config, fit=fr, seconds=time.perf_counter() - t0, rate_control=rc, levels=rows)
+
+
+def _level_rows(coder: GridCoder, data: bytes, delta: float, bits: int,
+                image: np.ndarray) -> tuple[bytes, tuple[dict[str, Any], ...]]:
+    """A streamable grid's file with its pSNR chunk filled in (each level decoded exactly; the
+    same length as ``data``) and ``EncodeResult.levels``' rows."""
+    psnrs = [image_psnr(decode_bytes(data, level=k + 1).image, image) for k in range(len(coder.widths or ()))]
+    final = coder.data(delta, bits, pack_psnr(psnrs))
+    assert len(final) == len(data)
+    plan = open_stream(final).plan
+    pixels = image.shape[0] * image.shape[1]
+    return final, tuple({"level": lv.index, "width": lv.width, "unit": "planes", "cover": lv.cover, "begin": lv.begin,
+                         "end": lv.end,
+                         "bpp": round(8 * lv.end / pixels, 6), "psnr": round(p, 4)} for lv, p in zip(plan.levels, psnrs))
 
 
 def _meet_quality(coder: GridCoder, bits: int, target: float, image: np.ndarray) -> tuple[bytes, float]:

@@ -1,7 +1,9 @@
 """``width-chunks`` (layout 1): a network that grows in width, one segment per level, and a file in
 which every prefix decodes its last complete level (Streamable Neural Fields, Cho et al. 2022).
 
-Decoder side only (no torch; the encoder is :mod:`nfcodec.grow`).  The stream is (format.md 4b)::
+Decoder side only (no torch; the encoders are :mod:`nfcodec.grow`, and for the latent grid, whose
+levels add whole latent planes, ``Growth.encode``: :func:`nfcodec.grid_encoder.encode_grid`).
+The stream is (format.md 4b)::
 
     NHDR ARCH GROW [pSNR] [XFRM] SEGM(0) <payload 0> SEGM(1) <payload 1> ... [meTA] NEND
 
@@ -31,7 +33,7 @@ from .errors import UnsupportedFeatureError
 from .exact.layers import QTensor
 from .variants import LAYOUTS, Level, Plan
 
-__all__ = ["WidthChunksLayout", "assemble", "MAX_PART_STEP", "level_psnr", "pack_psnr", "truncated_file", "sliced_shape"]
+__all__ = ["WidthChunksLayout", "assemble", "whole_tensors", "MAX_PART_STEP", "level_psnr", "pack_psnr", "truncated_file", "sliced_shape"]
 
 #: A part with a nonzero symbol must use a step index below this (steps of at least 2^-20), so the
 #: common power-of-two step stays in the table (format.md 4b).
@@ -59,6 +61,18 @@ def assemble(shapes: list[tuple[int, ...]], parts: list[list[tuple[tuple[slice, 
         for sl, qt in live:
             q[sl] = qt.q * ((16 - qt.step % 8) << (big_e - (qt.step // 8 + 4)))
         out.append(QTensor(q, 8 * big_e))          # step(8E) = 2^-E
+    return out
+
+
+def whole_tensors(shapes: list[tuple[int, ...]], parts: list[list[tuple[tuple[slice, ...], QTensor]]]) -> list[QTensor]:
+    """Tensors of an architecture whose levels add whole tensors (``Growth.whole``: the grid's
+    latent planes): each as its one part codes it, zeros at step 0 where no level has added it."""
+    out = []
+    for t, shape in enumerate(shapes):
+        if len(parts[t]) > 1:
+            raise FormatError(f"width-chunks tensor {t}: added by {len(parts[t])} levels, this architecture adds "
+                              "each tensor once")
+        out.append(parts[t][0][1] if parts[t] else QTensor(np.zeros(shape, np.int64), 0))
     return out
 
 
@@ -104,7 +118,7 @@ class WidthChunksLayout:
         growth = arch.growth
         if growth is None:
             raise UnsupportedFeatureError(f"layout width-chunks: architecture {arch.name} does not grow in width "
-                                          "(this version grows siren)")
+                                          "(this version grows siren and grid)")
         if not getattr(rep, "growable", False):
             raise UnsupportedFeatureError(f"layout width-chunks: representation {rep.name} is not supported in "
                                           "this layout (dense and pruned are)")
@@ -191,6 +205,8 @@ class WidthChunksLayout:
             tensors = rep.materialize(sub, lv.chunks, [])
             for (t, sl), qt in zip(slices, tensors):
                 parts[t].append((sl, qt))
+        if growth.whole:
+            return rec, whole_tensors(shapes, parts)
         return rec, assemble(shapes, parts)
 
     def build(self, plan: Plan, arch: Any, record: Any, header: Any, tensors: Sequence[QTensor]) -> Any:
@@ -210,9 +226,12 @@ class WidthChunksLayout:
         return len(config.grow.widths)
 
     def encode(self, frames: np.ndarray, media: int, fps: Any, config: Any, **kwargs: Any) -> Any:
+        from .archs import ARCHS
         from .grow import encode_grown
 
-        return encode_grown(frames, media, fps, config, **kwargs)
+        growth = ARCHS.by_name(config.model.arch).growth
+        encode = growth.encode if growth is not None and growth.encode is not None else encode_grown
+        return encode(frames, media, fps, config, **kwargs)
 
 
 def sliced_shape(shape: tuple[int, ...], sl: tuple[slice, ...]) -> tuple[int, ...]:

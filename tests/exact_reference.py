@@ -313,9 +313,37 @@ def _level_tensors(h: StreamHeader, r: SirenArch, g: GrowRecord, segs: list[dict
     return out
 
 
+def _grid_level_tensors(r, g: GrowRecord, segs: list[dict[bytes, bytes]], level: int) -> list[tuple[np.ndarray, float]]:
+    """Section 4b "Latent levels" (format 2.8): the grid's tensors at level ``level``; segment j
+    holds planes L-1-a .. L-b (coarse to fine) and, the first, the synthesis; every tensor at its
+    own step; planes no segment up to ``level`` holds are zeros."""
+    shapes = _grid_shapes(r)
+    L = r.levels
+    ts: list = [None] * len(shapes)
+    for j in range(1, level + 1):
+        a, b = (g.widths[j - 2] if j > 1 else 0), g.widths[j - 1]
+        idx = [L - 1 - m for m in range(a, b)] + (list(range(L, len(shapes))) if j == 1 else [])
+        for t, (q, i) in zip(idx, _coded(segs[j - 1][b"TDAT"], None, [shapes[t] for t in idx])):
+            ts[t] = (q, step(i))
+    return [t if t is not None else (np.zeros(shapes[n], np.int64), 1.0) for n, t in enumerate(ts)]
+
+
+def _grid_widthchunks_frames(chunks, h: StreamHeader, r, level: int | None, inverse) -> np.ndarray:
+    g = GrowRecord.unpack(next(c.data for c in chunks if c.ctype == b"GROW"))
+    assert g.growing == 0, "a grid grows spectrally"
+    assert g.widths[-1] <= r.levels and g.levels == h.n_segments, (g, r.levels, h.n_segments)
+    assert h.representation == 0, "dense only"
+    segs = _segments(chunks, h, g)
+    level = g.levels if level is None else level
+    assert 1 <= level <= g.levels, level
+    return inverse(_grid_frame(r, h, _grid_level_tensors(r, g, segs, level), 0)[None])
+
+
 def _widthchunks_frames(chunks, h: StreamHeader, r, frames: list[int] | None, level: int | None,
                         inverse) -> np.ndarray:
-    assert h.arch == 0, "only SIREN grows (section 4b)"
+    if h.arch == 2:
+        return _grid_widthchunks_frames(chunks, h, r, level, inverse)
+    assert h.arch == 0, "only SIREN and the grid grow (section 4b)"
     assert h.representation in (0, 1), "the supermask representation is not allowed in width-chunks"
     grows = [c for c in chunks if c.ctype == b"GROW"]
     assert len(grows) == 1, len(grows)

@@ -77,7 +77,7 @@ def test_backends_and_reference_agree_on_fresh_encodes(arch, rep):
     if not supports(arch, rep):
         pytest.skip(f"{arch} does not support {rep} (tests/test_representations.py checks the refusal)")
     r = _encode(arch, rep)
-    assert r.info.version == (2, 7) and r.info.header.arch == ARCHS.by_name(arch).wire_id
+    assert r.info.version == (2, 8) and r.info.header.arch == ARCHS.by_name(arch).wire_id
     assert r.info.header.representation == REPRESENTATIONS.by_name(rep).wire_id
     want = r.reconstruction if r.reconstruction.ndim == 4 else r.reconstruction[None]
     assert np.array_equal(reference_frames(r.data), want)

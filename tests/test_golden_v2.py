@@ -7,7 +7,7 @@ Format 2.0 pixels are a function of the file, so these hashes are not machine-de
 Add the files of a new architecture or representation (existing files are never rewritten):
     GENERATE_EXPECTED=1 pytest tests/test_golden_v2.py
 The supermask files (format 2.1) were added with issue 10, the width-chunks ones (2.2) with issue 11,
-the tiles, prior-coded and XFRM ones (2.3) with issue 12, the grid ones (2.4 to 2.7) with issue 13.  The prior the prior-coded files name,
+the tiles, prior-coded and XFRM ones (2.3) with issue 12, the grid ones (2.4 to 2.8) with issue 13.  The prior the prior-coded files name,
 ``tiny-prior.nfp`` (a SIREN 8x2 for 16x16 tiles), lives next to them; every decode here searches
 this folder for priors.
 """
@@ -77,6 +77,8 @@ CASES = {
     # format 2.7: the latent grid with arm-coded latents (entropy model 7; the 256x256 sample)
     "grid-image-arm-dense": ("medium", TINY_GRID.replace(grid_lambda=0.001, grid_levels=6, grid_arm=8,
                                                          grid_arm_steps=1500)),
+    # format 2.8: the latent grid in the width-chunks layout (latent planes coarse to fine, 3 segments)
+    "grid-image-widthchunks-dense": ("image", TINY_GRID.replace(layout="width-chunks", widths=(2, 3, 4))),
 }
 
 
@@ -155,7 +157,7 @@ def test_golden_v2_decodes_to_its_pixels(name, backend):
 
 
 @pytest.mark.parametrize("name", ["siren-image-widthchunks-dense", "siren-image-spatial-pruned",
-                                  "siren-video-temporal-dense"])
+                                  "siren-video-temporal-dense", "grid-image-widthchunks-dense"])
 def test_golden_v2_every_level_and_cut(name):
     """Each level of a width-chunks golden file, whole and from its prefix, on both backends."""
     data = (FOLDER / f"{name}.nfc").read_bytes()

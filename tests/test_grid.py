@@ -68,7 +68,7 @@ def test_levels_are_capped_by_the_image():
 @pytest.mark.parametrize("head", [1, 3])
 def test_tiny_encode_decodes_exactly_everywhere(head):
     r = nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_head_kernel=head))
-    assert r.info.version == (2, 7) and r.info.header.arch == 2
+    assert r.info.version == (2, 8) and r.info.header.arch == 2
     assert [c.ctype for c in read_container(r.data).chunks] == [b"NHDR", b"ARCH", b"TDAT", b"meTA", b"NEND"]
     assert 26.0 < r.psnr < 40.0 and 3.0 < r.bpp < 12.0, (r.psnr, r.bpp)
     for backend in ("numpy", "torch"):
@@ -132,7 +132,7 @@ def test_arm_codes_the_latents_in_fewer_bytes():
                             for i, t in enumerate(tensors)])
     assert len(tdat) < 0.98 * len(plain), (len(tdat), len(plain))
     assert decode_tensors(plain) == tensors
-    assert r.info.version == (2, 7) and r.fit.extra["arm_seconds"] > 0
+    assert r.info.version == (2, 8) and r.fit.extra["arm_seconds"] > 0
     for backend in ("numpy", "torch"):
         assert np.array_equal(nfcodec.decode(r.data, backend=backend).image, r.reconstruction)
     assert np.array_equal(reference_frames(r.data)[0], r.reconstruction)
@@ -260,8 +260,8 @@ def test_refusals_are_one_line_config_errors():
         nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(representation="pruned"))
     with pytest.raises(ConfigError, match="architecture grid cannot be tiled"):
         nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(layout="tiles"))
-    with pytest.raises(ConfigError, match="grid"):
-        nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(layout="width-chunks"))
+    with pytest.raises(ConfigError, match="grid levels grow spectrally"):
+        nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(layout="width-chunks", growing="spatial"))
     with pytest.raises(ConfigError, match="cannot go below"):
         nfcodec.encode(TINY_PNG, config=TINY_GRID, bpp=0.01)
 

@@ -113,6 +113,15 @@ class Growth:
 
     narrow: Callable[[Any, int], Any]
     slices: Callable[[Any, int, int], list[tuple[int, tuple[slice, ...]]]]
+    #: Every level adds whole tensors (the grid's latent planes): a tensor is decoded as its one
+    #: part codes it, at its own step, and a tensor no level has added yet is zeros at step 0
+    #: (no power-of-two step unification: format.md 4b "Latent levels").
+    whole: bool = False
+    #: The encoder of this architecture in the width-chunks layout (same signature as
+    #: ``ArchSpec.encoder``), or None for the generic one (:func:`nfcodec.grow.encode_grown`).
+    encode: Optional[Callable[..., Any]] = None
+    #: What a level's "width" counts, as ``nfc info`` names it: hidden units, or the grid's planes.
+    unit: str = "width"
 
 
 def param_count(shapes: Sequence[tuple[int, ...]]) -> int:

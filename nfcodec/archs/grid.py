@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..exact import tables as T
 from ..exact.layers import Layer, QTensor, activation_max, make_layer
 from ..exact.rng import Law
-from . import ARCHS, ArchSpec, Costs
+from . import ARCHS, ArchSpec, Costs, Growth
 
 __all__ = ["GridProgram", "upsample_exact", "LATENT_STEP", "MAX_LATENT"]
 
@@ -201,8 +201,33 @@ def _encoder(frames: np.ndarray, media: int, fps: Any, config: Any, **kwargs: An
     return encode_grid(frames, media, fps, config, **kwargs)
 
 
+# --------------------------------------------------------------------------- streamable levels
+
+def _narrow(r: GridArch, width: int) -> GridArch:
+    """Layout width-chunks: a level's "width" counts the latent planes it has, coarsest first. The
+    record does not change (planes not yet received are zeros), so a cut file keeps its ARCH."""
+    if not 1 <= width <= r.levels:
+        raise FormatError(f"GROW: a grid level holds 1 to {r.levels} latent planes (ARCH.levels), not {width}")
+    return r
+
+
+def _grow_slices(r: GridArch, a: int, b: int) -> list[tuple[int, tuple[slice, ...]]]:
+    """What planes ``[a, b)`` (counted from the coarsest) add, whole: latent levels ``L-1-a`` down
+    to ``L-b``, coarse to fine, then with the first level the synthesis weights (format.md 4b)."""
+    L = r.levels
+    synthesis = [(t, ()) for t in range(L, len(_shapes(r)))] if a == 0 else []
+    return [(L - 1 - k, ()) for k in range(a, b)] + synthesis
+
+
+def _grown_encoder(frames: np.ndarray, media: int, fps: Any, config: Any, **kwargs: Any) -> Any:
+    from ..grid_encoder import encode_grid
+
+    return encode_grid(frames, media, fps, config, **kwargs)
+
+
 ARCHS.register(ArchSpec(
     name="grid", record_cls=GridArch, make_record=_record, check=_check, param_shapes=_shapes,
     costs=_costs, program=_program, build=_build, sampler=_sampler, legacy_render=_legacy_render,
-    init_laws=_laws, pixelwise=False, encoder=_encoder, representations=("dense",), layouts=("single",),
+    init_laws=_laws, pixelwise=False, encoder=_encoder, representations=("dense",), layouts=("single", "width-chunks"),
+    growth=Growth(_narrow, _grow_slices, whole=True, encode=_grown_encoder, unit="planes"),
 ))

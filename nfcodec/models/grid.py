@@ -192,6 +192,15 @@ class GridField(nn.Module):
                 bits = bits + arm_plane_bits(q, self.arm)
         return planes, bits
 
+    def forward_prefix(self, mode: str, cut: int, soft: Optional[tuple[float, float]] = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Whole image, per-pixel head: ``(rgb, rgb of the levels >= cut alone, bits)``; the second
+        is what a cut streamable file decodes (its finer planes zeros, which upsample to zeros)."""
+        planes, bits = self._rate(mode, None, soft)
+        x = self.upsample(planes)
+        coarse = torch.cat([torch.zeros_like(x[:, :cut]), x[:, cut:]], dim=1)
+        return self.synthesize(x), self.synthesize(coarse), bits
+
     def forward(self, mode: str = "noise", crop: Optional[tuple[int, int, int, int]] = None,
                 soft: Optional[tuple[float, float]] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(rgb (n, 3) in [-1, 1] scale, estimated latent bits of the window)``; ``soft = (t, a)``
