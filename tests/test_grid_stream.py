@@ -91,6 +91,12 @@ def test_bpp_target_counts_the_segments():
     assert r.rate_control["mode"] == "bpp" and len(r.levels) == 4
 
 
+def test_psnr_target_applies_to_the_whole_file():
+    r = nfcodec.encode(TINY_PNG, config=STREAM, psnr=24.0)
+    assert r.psnr >= 24.0 and r.rate_control["mode"] == "psnr" and len(r.levels) == 4
+    assert r.levels[-1]["psnr"] == pytest.approx(r.psnr, abs=1e-3)
+
+
 def test_widths_and_refusals():
     r = nfcodec.encode(TINY_PNG, config=STREAM.replace(widths=(2, 4), grid_iters=60, grid_ste_iters=10))
     assert [lv["width"] for lv in r.levels] == [2, 4]
