@@ -29,7 +29,7 @@ import torch
 
 from . import quant
 from .archs import ARCHS
-from .archs.grid import LATENT_STEP, MAX_LATENT
+from .archs.grid import LATENT_STEP, MAX_LATENT, planes_added
 from .bitstream import Chunk, CodedTensor, GrowRecord, SegmentHeader, encode_tensors, write_container
 from .grid_arm import ArmFitter, arm_bytes
 from .bitstream.fields import write_uvarint
@@ -40,7 +40,7 @@ from .errors import ConfigError
 from .metrics import psnr as image_psnr
 from .results import EncodeResult, FitResult
 from .variants import LAYOUTS
-from .widthchunks import pack_psnr
+from .widthchunks import level_rows, pack_psnr
 
 __all__ = ["encode_grid", "fit_grid", "GridCoder", "level_widths", "GRID_DEFAULT_SEGMENTS"]
 
@@ -257,9 +257,10 @@ class GridCoder:
         self._latent_cache: dict[tuple[float, int], bytes] = {}   # (delta, segment) -> latent records
         self.arm_net = None   # the latents' context network (entropy model ``arm``), if any
 
-    def latent_symbols(self, delta: float) -> list[np.ndarray]:
-        q = [np.clip(np.rint(y / delta), -MAX_LATENT, MAX_LATENT).astype(np.int32) for y in self.latents]
-        return q
+    def latent_symbols(self, delta: float, levels: Optional[list[int]] = None) -> list[np.ndarray]:
+        """The file's latent symbols at scale ``delta`` (of ``levels``, default all, in that order)."""
+        ys = self.latents if levels is None else [self.latents[l] for l in levels]
+        return [np.clip(np.rint(y / delta), -MAX_LATENT, MAX_LATENT).astype(np.int32) for y in ys]
 
     def weight_tensors(self, delta: float, bits: int) -> list[tuple[int, np.ndarray]]:
         out = []
@@ -273,9 +274,7 @@ class GridCoder:
         """The tensor records of latent ``levels`` (in that order, indices from 0), cached."""
         key = (delta, segment)
         if key not in self._latent_cache:
-            q_all = self.latent_symbols(delta)
-            q = [q_all[l] for l in levels]
-            coded = [CodedTensor(j, LATENT_STEP, p, shape=p.shape) for j, p in enumerate(q)]
+            coded = [CodedTensor(j, LATENT_STEP, p, shape=p.shape) for j, p in enumerate(self.latent_symbols(delta, levels))]
             self._latent_cache[key] = _records(coded, {"arm": self.arm_net} if self.arm_net is not None else None)
         return self._latent_cache[key]
 
@@ -297,7 +296,7 @@ class GridCoder:
                 a = self.widths[k - 1] if k else 0
                 n = b - a
                 weights = [CodedTensor(n + i, step, sym) for i, (step, sym) in enumerate(weight_syms)] if k == 0 else []
-                tdat = (write_uvarint(n + len(weights)) + self._latent_records(delta, k, [L - 1 - m for m in range(a, b)])
+                tdat = (write_uvarint(n + len(weights)) + self._latent_records(delta, k, planes_added(L, a, b))
                         + (_records(weights) if weights else b""))
                 chunks += [Chunk(b"SEGM", SegmentHeader(index=k, kind=1, start=a, stop=b).pack()), Chunk(b"TDAT", tdat)]
         if self.meta is not None:
@@ -402,7 +401,7 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
     """One fit and its file (bit depth, then the --bpp or --psnr latent scale search)."""
     pixels = header.width * header.height
     segments = None if widths is None else \
-        [[record.levels - 1 - m for m in range(widths[k - 1] if k else 0, b)] for k, b in enumerate(widths)]
+        [planes_added(record.levels, widths[k - 1] if k else 0, b) for k, b in enumerate(widths)]
     model, fit = fit_grid(image, config, record, lam=lam0, target_bpp=bpp, target_psnr=psnr, progress=progress,
                           control_start=control_start, segments=segments)
     meta = None
@@ -472,11 +471,7 @@ def _level_rows(coder: GridCoder, data: bytes, delta: float, bits: int,
     psnrs = [image_psnr(decode_bytes(data, level=k + 1).image, image) for k in range(len(coder.widths or ()))]
     final = coder.data(delta, bits, pack_psnr(psnrs))
     assert len(final) == len(data)
-    plan = open_stream(final).plan
-    pixels = image.shape[0] * image.shape[1]
-    return final, tuple({"level": lv.index, "width": lv.width, "unit": "planes", "cover": lv.cover, "begin": lv.begin,
-                         "end": lv.end,
-                         "bpp": round(8 * lv.end / pixels, 6), "psnr": round(p, 4)} for lv, p in zip(plan.levels, psnrs))
+    return final, level_rows(open_stream(final).plan, psnrs, image.shape[0] * image.shape[1], unit="planes")
 
 
 def _meet_quality(coder: GridCoder, bits: int, target: float, image: np.ndarray) -> tuple[bytes, float]:

@@ -52,7 +52,7 @@ from .metrics import psnr as psnr_of
 from .rdsearch import Evaluator, QuantProblem, search_budget
 from .results import EncodeResult, FitResult
 from .variants import LAYOUTS, REPRESENTATIONS
-from .widthchunks import MAX_PART_STEP, assemble, pack_psnr, sliced_shape
+from .widthchunks import MAX_PART_STEP, assemble, level_rows, pack_psnr, sliced_shape
 
 __all__ = ["encode_grown", "default_widths", "GrowHooks", "level_params"]
 
@@ -610,8 +610,7 @@ def _finish(enc: _Encoder, t0: float, rc: Optional[dict[str, Any]]) -> EncodeRes
     plan = open_stream(data).plan
     stream = open_stream(data)
     final = _frames(stream)
-    rows = [{"level": lv.index, "width": lv.width, "cover": lv.cover, "begin": lv.begin, "end": lv.end,
-             "bpp": round(8 * lv.end / enc.pixels, 6), "psnr": round(p, 4)} for lv, p in zip(plan.levels, psnrs)]
+    rows = level_rows(plan, psnrs, enc.pixels)
     fits = [lv.fit for lv in enc.levels]
     fit = FitResult((), sum(f.seconds for f in fits), fits[-1].train_psnr, fits[-1].device)
     if rc is not None:

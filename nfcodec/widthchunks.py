@@ -33,7 +33,7 @@ from .errors import UnsupportedFeatureError
 from .exact.layers import QTensor
 from .variants import LAYOUTS, Level, Plan
 
-__all__ = ["WidthChunksLayout", "assemble", "whole_tensors", "MAX_PART_STEP", "level_psnr", "pack_psnr", "truncated_file", "sliced_shape"]
+__all__ = ["WidthChunksLayout", "assemble", "whole_tensors", "level_rows", "MAX_PART_STEP", "level_psnr", "pack_psnr", "truncated_file", "sliced_shape"]
 
 #: A part with a nonzero symbol must use a step index below this (steps of at least 2^-20), so the
 #: common power-of-two step stays in the table (format.md 4b).
@@ -74,6 +74,13 @@ def whole_tensors(shapes: list[tuple[int, ...]], parts: list[list[tuple[tuple[sl
                               "each tensor once")
         out.append(parts[t][0][1] if parts[t] else QTensor(np.zeros(shape, np.int64), 0))
     return out
+
+
+def level_rows(plan: Plan, psnrs: Sequence[float], pixels: int, **extra: Any) -> tuple[dict[str, Any], ...]:
+    """``EncodeResult.levels``: per level its width, cover, byte range, the bpp of its prefix and its
+    PSNR (``extra`` keys added to every row)."""
+    return tuple({"level": lv.index, "width": lv.width, **extra, "cover": lv.cover, "begin": lv.begin, "end": lv.end,
+                  "bpp": round(8 * lv.end / pixels, 6), "psnr": round(p, 4)} for lv, p in zip(plan.levels, psnrs))
 
 
 #: pSNR value meaning "unknown" (and PSNRs of 655.34 dB or more).

@@ -31,7 +31,7 @@ from ..exact.layers import Layer, QTensor, activation_max, make_layer
 from ..exact.rng import Law
 from . import ARCHS, ArchSpec, Costs, Growth
 
-__all__ = ["GridProgram", "upsample_exact", "LATENT_STEP", "MAX_LATENT"]
+__all__ = ["GridProgram", "upsample_exact", "planes_added", "LATENT_STEP", "MAX_LATENT"]
 
 #: Step-table index of 1.0 (``STEP_TABLE[0]``): latent symbols are the latents.
 LATENT_STEP = 0
@@ -211,23 +211,22 @@ def _narrow(r: GridArch, width: int) -> GridArch:
     return r
 
 
+def planes_added(levels: int, a: int, b: int) -> list[int]:
+    """The latent levels that planes ``[a, b)`` (counted from the coarsest) are: ``levels-1-a`` down
+    to ``levels-b``, coarse to fine (format.md 4b "Latent levels")."""
+    return [levels - 1 - k for k in range(a, b)]
+
+
 def _grow_slices(r: GridArch, a: int, b: int) -> list[tuple[int, tuple[slice, ...]]]:
-    """What planes ``[a, b)`` (counted from the coarsest) add, whole: latent levels ``L-1-a`` down
-    to ``L-b``, coarse to fine, then with the first level the synthesis weights (format.md 4b)."""
-    L = r.levels
-    synthesis = [(t, ()) for t in range(L, len(_shapes(r)))] if a == 0 else []
-    return [(L - 1 - k, ()) for k in range(a, b)] + synthesis
-
-
-def _grown_encoder(frames: np.ndarray, media: int, fps: Any, config: Any, **kwargs: Any) -> Any:
-    from ..grid_encoder import encode_grid
-
-    return encode_grid(frames, media, fps, config, **kwargs)
+    """What planes ``[a, b)`` add, whole: their latent levels coarse to fine, then with the first
+    level the synthesis weights (format.md 4b)."""
+    synthesis = [(t, ()) for t in range(r.levels, len(_shapes(r)))] if a == 0 else []
+    return [(l, ()) for l in planes_added(r.levels, a, b)] + synthesis
 
 
 ARCHS.register(ArchSpec(
     name="grid", record_cls=GridArch, make_record=_record, check=_check, param_shapes=_shapes,
     costs=_costs, program=_program, build=_build, sampler=_sampler, legacy_render=_legacy_render,
     init_laws=_laws, pixelwise=False, encoder=_encoder, representations=("dense",), layouts=("single", "width-chunks"),
-    growth=Growth(_narrow, _grow_slices, whole=True, encode=_grown_encoder, unit="planes"),
+    growth=Growth(_narrow, _grow_slices, whole=True, encode=_encoder, unit="planes"),
 ))
