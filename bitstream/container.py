@@ -42,7 +42,7 @@ Chunk rules
 Versions
 --------
 A reader MUST reject a major version it does not know and MUST accept any minor version of
-a major it knows (this module reads majors 1 and 2; it writes 2.8): minor versions only add
+a major it knows (this module reads majors 1 and 2; it writes 2.9): minor versions only add
 ancillary chunks, new table entries (ids whose
 absence old readers report as a field-range error) or new critical chunks that old readers
 reject by the unknown-critical rule.
@@ -106,7 +106,7 @@ __all__ = [
 
 SIGNATURE = b"\x89NFC\r\n\x1a\n"
 #: The version this writer produces.
-FORMAT_VERSION = (2, 8)
+FORMAT_VERSION = (2, 9)
 #: Every released version and what it changed (a table, not branches in the reader).
 FORMAT_VERSIONS = {
     (1, 0): "initial format; pixels from a float32 renderer (platform-dependent)",
@@ -119,6 +119,7 @@ FORMAT_VERSIONS = {
     (2, 6): "causal4 entropy model (6): the causal prediction kept to the quarter, four tables per bin",
     (2, 7): "arm entropy model (7): latent planes coded with an integer context network shared by a payload's records",
     (2, 8): "width-chunks layout (1) for the latent grid (2): latent planes stored coarse to fine, one segment per level",
+    (2, 9): "video latent grid architecture (3): latent volumes over (t, y, x), upsampled trilinearly",
 }
 #: Major versions this module reads.
 READ_MAJORS = frozenset(v[0] for v in FORMAT_VERSIONS)

@@ -32,6 +32,7 @@ __all__ = [
     "NERV_ACTIVATIONS",
     "NERV_CROPS",
     "GridArch",
+    "GridVideoArch",
     "GRID_ACTIVATIONS",
     "GRID_UPSAMPLING",
     "GRID_MAX_LEVELS",
@@ -52,7 +53,7 @@ __all__ = [
 MAX_FRAME_PIXELS = 2**26
 
 MEDIA: Mapping[int, str] = MappingProxyType({0: "image", 1: "video"})
-ARCHS: Mapping[int, str] = MappingProxyType({0: "siren", 1: "nerv", 2: "grid"})
+ARCHS: Mapping[int, str] = MappingProxyType({0: "siren", 1: "nerv", 2: "grid", 3: "grid-video"})
 REPRESENTATIONS: Mapping[int, str] = MappingProxyType({0: "dense", 1: "pruned", 2: "supermask"})
 LAYOUTS: Mapping[int, str] = MappingProxyType({0: "single", 1: "width-chunks", 2: "tiles"})
 COLORSPACES: Mapping[int, str] = MappingProxyType({0: "RGB"})
@@ -349,6 +350,29 @@ class GridArch(Record):
     def latent_sizes(self) -> list[tuple[int, int]]:
         """``(rows, cols)`` of each latent level."""
         return [(-(-self.height // (1 << l)), -(-self.width // (1 << l))) for l in range(self.levels)]
+
+
+@register_arch_record(3)
+@dataclass(frozen=True)
+class GridVideoArch(GridArch):
+    """``ARCH`` for the video latent grid (``NHDR.arch`` = 3, format 2.9): 16 bytes.
+
+    The grid of :class:`GridArch` over (t, x, y): level ``l`` holds ``ceil(T / 2^l)`` planes of
+    ``ceil(H / 2^l) x ceil(W / 2^l)`` integers, upsampled by ``2^l`` along time as along rows and
+    columns (trilinear), and the same per-pixel synthesis turns a frame's upsampled values into
+    RGB.  ``frames`` repeats NHDR's so that the record alone fixes every tensor shape.
+    """
+
+    FIELDS = (*GridArch.FIELDS,
+              Field("frames", "I", 1, 2**24, "frames (MUST equal NHDR.frames)"))
+
+    frames: int = 1
+
+    @property
+    def latent_sizes(self) -> list[tuple[int, int, int]]:
+        """``(planes, rows, cols)`` of each latent level."""
+        return [(-(-self.frames // (1 << l)), -(-self.height // (1 << l)), -(-self.width // (1 << l)))
+                for l in range(self.levels)]
 
 
 # --------------------------------------------------------------------------- segment-level records

@@ -80,6 +80,8 @@ def _list_codecs() -> None:
     click.echo(f"{'':<11}{'':<7}{'':<22}also {reps}")
     click.echo(f"{'nfc-grid':<11}{'image':<7}{'(none: give some)':<22}the latent grid (arch grid): preset=, bpp=, "
                "or knobs (grid_lambda=, grid_iters=, ...)")
+    click.echo(f"{'nfc-grid-video':<11}{'video':<7}{'(none: give some)':<22}the video latent grid (arch grid-video): "
+               "the same settings")
 
 
 def _write_bd_csv(bd: list[dict[str, Any]], path: Path) -> None:
@@ -97,7 +99,8 @@ def _write_bd_csv(bd: list[dict[str, Any]], path: Path) -> None:
 @cli.command("eval")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
 @click.option("-c", "--codec", "codecs", multiple=True, metavar="NAME",
-              help="Codec to run (repeat): jpeg, webp, avif, x264, x265, av1, nfc, nfc-<representation>, nfc-grid.")
+              help="Codec to run (repeat): jpeg, webp, avif, x264, x265, av1, nfc, nfc-<representation>, nfc-grid, "
+                   "nfc-grid-video.")
 @click.option("-s", "--setting", "settings", multiple=True, metavar="CODEC:S[/S...]",
               help="Settings of a codec (repeat), e.g. jpeg:10/50/90, nfc:preset=fast/bpp=0.3, "
                    "nfc-dense:width=32,steps=500. Replaces the codec's default sweep; adds the codec.")

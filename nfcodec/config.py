@@ -12,7 +12,7 @@ from typing import Any
 from .errors import ConfigError
 
 __all__ = ["ModelConfig", "QuantConfig", "FitConfig", "PruneConfig", "SupermaskConfig", "GrowConfig", "TileConfig",
-           "TransformConfig", "GridConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "GRID_PRESETS", "GRID_DEFAULT_LAMBDA", "KNOBS", "SIZE_KNOBS", "get_preset"]
+           "TransformConfig", "GridConfig", "CodecConfig", "PRESETS", "VIDEO_PRESETS", "GRID_PRESETS", "GRID_VIDEO_PRESETS", "ARCH_PRESETS", "GRID_DEFAULT_LAMBDA", "KNOBS", "SIZE_KNOBS", "get_preset"]
 
 
 def _check(name: str, value: Any, lo: float, hi: float) -> None:
@@ -300,6 +300,9 @@ class GridConfig:
     # of the file's coarser levels, at random: its finer planes zeroed, as a cut file decodes them;
     # 0.1 cost no measurable quality at the full level, docs/grid.md "Streamable levels").
     grid_prefix_weight: float = 0.1
+    # Video grids (arch grid-video): pixels of the frames each training step fits (the frames are
+    # drawn at random, grid_batch_pixels // (H * W) of them, at least one).
+    grid_batch_pixels: int = 2**18
 
     def __post_init__(self) -> None:
         if self.grid_quantizer not in GRID_QUANTIZERS:
@@ -307,6 +310,7 @@ class GridConfig:
         _check("grid_iters", self.grid_iters, 0, 10_000_000)
         _check("grid_ste_iters", self.grid_ste_iters, 0, 10_000_000)
         _check("grid_crop", self.grid_crop, 0, 65535)
+        _check("grid_batch_pixels", self.grid_batch_pixels, 1, 2**26)
         if 0 < self.grid_crop < 32:
             raise ConfigError(f"grid_crop={self.grid_crop}: 0 (whole image) or at least 32")
         _check("grid_lr", self.grid_lr, 1e-7, 1.0)
@@ -438,13 +442,28 @@ GRID_PRESETS: dict[str, CodecConfig] = {
 }
 
 
+# Video latent-grid presets (arch grid-video): each step fits grid_batch_pixels of frames (QCIF:
+# 10 frames of 120), so a video needs more steps than an image; sized for carphone (176x144, 120
+# frames) on 2 CPU cores (docs/grid.md "Video grids").
+GRID_VIDEO_PRESETS: dict[str, CodecConfig] = {
+    "fast": CodecConfig(ModelConfig(arch="grid-video"),
+                        grid=GridConfig(grid_iters=800, grid_ste_iters=200, grid_arm_steps=1500)),
+    "default": CodecConfig(ModelConfig(arch="grid-video"),
+                           grid=GridConfig(grid_iters=2400, grid_ste_iters=600)),
+    "high": CodecConfig(ModelConfig(arch="grid-video", grid_hidden=(32, 32)),
+                        grid=GridConfig(grid_iters=8000, grid_ste_iters=2000)),
+}
+#: The presets of an architecture with its own trainer, by name (the others use PRESETS / VIDEO_PRESETS).
+ARCH_PRESETS: dict[str, dict[str, CodecConfig]] = {"grid": GRID_PRESETS, "grid-video": GRID_VIDEO_PRESETS}
+
+
 def get_preset(name: str, *, video: bool = False, arch: str = "") -> CodecConfig:
     """Return the image preset ``name`` (or the video preset with ``video=True``).
 
     Raises:
         ConfigError: unknown preset name.
     """
-    table = GRID_PRESETS if arch == "grid" else VIDEO_PRESETS if video else PRESETS
+    table = ARCH_PRESETS.get(arch) or (VIDEO_PRESETS if video else PRESETS)
     try:
         return table[name]
     except KeyError:

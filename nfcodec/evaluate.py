@@ -225,7 +225,8 @@ def parse_codec(name: str) -> CodecSpec:
         from .archs import ARCHS
 
         if rep in ARCHS.names() and rep not in known:      # nfc-grid: an architecture with its own presets
-            kind = "image" if ARCHS.by_name(rep).encoder is not None else "any"
+            media = ARCHS.by_name(rep).media
+            kind = "any" if len(media) > 1 else "image" if media == (0,) else "video"
             return CodecSpec(text, kind, arch=rep)
         if rep not in known:
             raise ConfigError(f"unknown codec {name!r}: {rep!r} is not a representation ({', '.join(known)}) "
@@ -234,7 +235,7 @@ def parse_codec(name: str) -> CodecSpec:
     if text in BASELINES:
         codec = get_baseline(text)
         return CodecSpec(text, codec.kind, baseline=codec)
-    raise ConfigError(f"unknown codec {name!r} (choose from {', '.join(BASELINES)}, nfc, nfc-<representation>, nfc-grid)")
+    raise ConfigError(f"unknown codec {name!r} (choose from {', '.join(BASELINES)}, nfc, nfc-<representation>, nfc-grid, nfc-grid-video)")
 
 
 def _nfc_value(key: str, text: str, codec: str) -> Any:

@@ -38,10 +38,11 @@ def context_rows(q: torch.Tensor) -> torch.Tensor:
 def _features(planes: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, y)``: the twelve clamped neighbours and the symbol of every latent of every plane."""
     xs, ys = [], []
-    for q in planes:
-        q = torch.from_numpy(np.asarray(q, dtype=np.float32).reshape(q.shape[-2], q.shape[-1]))
-        xs.append(context_rows(q))
-        ys.append(q.reshape(-1))
+    for q in planes:     # an (h, w) plane, or (c, h, w) planes (a video grid's level)
+        for p in np.asarray(q, dtype=np.float32).reshape(-1, q.shape[-2], q.shape[-1]):
+            p = torch.from_numpy(p)
+            xs.append(context_rows(p))
+            ys.append(p.reshape(-1))
     return torch.cat(xs), torch.cat(ys)
 
 

@@ -59,27 +59,40 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
              target_psnr: Optional[float] = None, progress: Optional[Callable[[int, int, float], None]] = None,
              control_start: Optional[float] = None,
              segments: Optional[list[list[int]]] = None) -> tuple[Any, dict[str, Any]]:
-    """Train a :class:`~nfcodec.models.grid.GridField` on ``image`` (H, W, 3) uint8.
+    """Train a :class:`~nfcodec.models.grid.GridField` on ``image`` (H, W, 3) uint8, or a
+    :class:`~nfcodec.models.grid.GridVideoField` on frames (T, H, W, 3) (arch ``grid-video``: each
+    step fits ``grid_batch_pixels`` of frames drawn at random).
 
     ``control_start``: the fraction of the noise phase after which the lambda controller acts
     (default CONTROL_START_PSNR with a --psnr target, else CONTROL_START_BPP).
     ``segments``: a streamable file's latent levels per segment (each a payload of its own), so
     that the --bpp calibration measures the file's coder as that file codes them.
     Returns the model and a summary (iterations, final lambda, training PSNR, seconds)."""
-    from .models.grid import GridField
+    from .models.grid import GridField, GridVideoField
 
     g = config.grid
     torch.manual_seed(config.fit.seed)
     rng = np.random.default_rng(config.fit.seed)
-    H, W = image.shape[:2]
+    video = image.ndim == 4
+    H, W = image.shape[-3:-1]
     from .devices import resolve_device
 
     device = resolve_device(config.fit.device)
     joint = g.grid_rate == "arm" and g.grid_arm > 0    # the rate term is the coder's network
-    model = GridField(H, W, record.levels, record.hidden, record.head_kernel,
-                      arm_hidden=g.grid_arm if joint else 0).to(device)
+    if video:
+        if joint or g.grid_quantizer != "noise":
+            raise ConfigError("arch grid-video trains with grid_rate 'causal' and grid_quantizer 'noise' only")
+        T = image.shape[0]
+        model = GridVideoField(T, H, W, record.levels, record.hidden).to(device)
+        batch = min(T, max(1, g.grid_batch_pixels // (H * W)))
+        # the --psnr controller measures a fixed, evenly spread sample of frames
+        control_frames = sorted({round(i * (T - 1) / max(1, batch - 1)) for i in range(batch)})
+    else:
+        model = GridField(H, W, record.levels, record.hidden, record.head_kernel,
+                          arm_hidden=g.grid_arm if joint else 0).to(device)
     target = torch.from_numpy(image.astype(np.float32) / 127.5 - 1.0).to(device)
-    flat = target.reshape(-1, 3)
+    flat = target.reshape(-1, 3) if not video else target[control_frames].reshape(-1, 3)
+    pixels = image.size // 3
     opt = torch.optim.Adam([{"params": [*model.latents, *model.synthesis_parameters()]},
                             {"params": model.rate_parameters()}], lr=g.grid_lr)
     crop = g.grid_crop if 0 < g.grid_crop < max(H, W) else 0
@@ -94,7 +107,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
     # (with grid_rate "arm" too: the network trained on noisy latents overstates the rounded ones'
     # rate, so the file's network is fitted to them as without it)
     arm = ArmFitter(g.grid_arm, seed=config.fit.seed) if g.grid_arm else None
-    calibration = _Calibration(model, H * W, arm, segments) if target_bpp is not None and CALIBRATE_EVERY else None
+    calibration = _Calibration(model, pixels, arm, segments) if target_bpp is not None and CALIBRATE_EVERY else None
     # the finest level each coarser level of a streamable file keeps (its finer planes are zeros)
     cuts = [min(l for seg in segments[:k + 1] for l in seg) for k in range(len(segments) - 1)] \
         if segments and g.grid_prefix_weight > 0 else []
@@ -103,7 +116,11 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         noise = it < g.grid_iters
         lr = (_cosine(it, g.grid_iters, g.grid_lr) if noise
               else _cosine(it - g.grid_iters, g.grid_ste_iters, g.grid_ste_lr, 0.01))
-        if crop:
+        frames = None
+        if video:
+            frames = sorted(rng.choice(T, size=batch, replace=False).tolist())
+            box, tgt = None, target[frames].reshape(-1, 3)
+        elif crop:
             ch, cw = min(crop, H), min(crop, W)
             y0, x0 = int(rng.integers(0, H - ch + 1)), int(rng.integers(0, W - cw + 1))
             box, tgt = (y0, x0, ch, cw), target[y0:y0 + ch, x0:x0 + cw].reshape(-1, 3)
@@ -117,10 +134,10 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
                                                      soft)
             extra = g.grid_prefix_weight * torch.mean((coarse - tgt) ** 2)
         else:
-            out, bits = model("noise" if noise else "ste", box, soft)
+            out, bits = model("noise" if noise else "ste", box, soft, **({"frames": frames} if video else {}))
             extra = 0.0
         mse = torch.mean((out - tgt) ** 2)
-        bpp = bits / tgt.shape[0]
+        bpp = bits / (pixels if video else tgt.shape[0])     # a video's bits are the whole video's
         loss = mse + math.exp(log_lam) * bpp + extra
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -128,7 +145,8 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         if controlled and noise and it >= control_from and it % CONTROL_EVERY == 0:
             if calibration is not None and (it - control_from) % CALIBRATE_EVERY == 0:
                 calibration.update()
-            log_lam = _control(model, flat, log_lam, target_bpp, target_psnr, calibration)
+            log_lam = _control(model, flat, log_lam, target_bpp, target_psnr, calibration,
+                               control_frames if video else None)
         psnr_now = 10 * math.log10(4.0 / max(mse.item(), 1e-12))
         if progress is not None and (it % 50 == 0 or it == total - 1):
             progress(it + 1, total, psnr_now)
@@ -176,7 +194,7 @@ class _Calibration:
             self.arm.fit(planes, ARM_CALIBRATE_STEPS[min(self.arm.fits, 1)])
             net = self.arm.rounded(ARM_CALIBRATE_F)
         coded = 8 * sum(arm_bytes([planes[l] for l in levels], net, LATENT_STEP) for levels in self.segments)
-        _, bits = self.model("hard")
+        bits = self.model.bits("hard")
         if bits.item() > 0:
             self.ratio, self.updates = coded / bits.item(), self.updates + 1
 
@@ -219,7 +237,8 @@ CONTROL_FAR_OVER = math.log(1.05)
 
 @torch.no_grad()
 def _control(model: Any, flat: torch.Tensor, log_lam: float, target_bpp: Optional[float],
-             target_psnr: Optional[float], calibration: Optional["_Calibration"] = None) -> float:
+             target_psnr: Optional[float], calibration: Optional["_Calibration"] = None,
+             frames: Optional[list[int]] = None) -> float:
     """One step of dual ascent on log lambda, measured on the *rounded* latents of the whole image
     (the noisy ones overstate the rate of near-zero latents several times): raise lambda while the
     estimated file rate is above a --bpp target, lower it while the distortion is above a --psnr one.
@@ -232,11 +251,12 @@ def _control(model: Any, flat: torch.Tensor, log_lam: float, target_bpp: Optiona
     An anti-windup hold instead (lambda only lowered once the rate has nearly stopped approaching
     the target) gave 37.18 dB there but cost a small image 0.15-0.43 dB, and a predictive hold
     36.09 dB (``python benchmarks/grid_controller.py``; docs/grid.md "Windup at high rates")."""
-    out, bits = model("hard")
     if target_bpp is not None:
+        bits = model.bits("hard")
         rate = calibration.bpp(bits.item()) if calibration is not None else bits.item() / flat.shape[0]
         miss = math.log(max(rate, 1e-4) / target_bpp)
     else:
+        out, _ = model("hard") if frames is None else model("hard", frames=frames)
         mse = torch.mean((out.clamp(-1, 1) - flat) ** 2).item()
         miss = -math.log(max(mse, 1e-12) / (4.0 * 10 ** (-target_psnr / 10)))
     gain = CONTROL_GAIN_FAR if miss > CONTROL_FAR_OVER or -miss > CONTROL_FAR else CONTROL_GAIN
@@ -332,11 +352,12 @@ class _QualityNotReached(ConfigError):
 def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConfig, *, preset: str | None = None,
                 metadata: bool = True, progress: Callable[[int, int, float], None] | None = None,
                 bpp: float | None = None, psnr: float | None = None, sizing: bool = False) -> EncodeResult:
-    """Encode one image with the latent grid (the single layout's encoder for arch ``grid``)."""
+    """Encode one image (arch ``grid``) or video (``grid-video``) with the latent grid (the
+    architectures' own encoder)."""
     t0 = time.perf_counter()
-    if media != 0:
-        raise ConfigError("arch 'grid' encodes images (a video grid is not built yet); use nerv or siren for videos")
-    arch = ARCHS.by_name("grid")
+    arch = ARCHS.by_name(config.model.arch)
+    if media not in arch.media:
+        arch.make_record(config.model, stream_header(frames, media, fps, config))   # its ConfigError
     arch.check_variant(config.representation, config.layout)
     header = stream_header(frames, media, fps, dataclass_replace(config, layout="single"))
     record = arch.make_record(config.model, header)
@@ -345,7 +366,7 @@ def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConf
     if config.layout == "width-chunks":
         widths = level_widths(config, record.levels)
         header = dataclass_replace(header, layout=LAYOUTS.by_name("width-chunks").wire_id, n_segments=len(widths))
-    image = frames[0]
+    image = frames[0] if media == 0 else frames
     common = dict(image=image, header=header, record=record, config=config, preset=preset, metadata=metadata,
                   progress=progress, bpp=bpp, psnr=psnr, t0=t0, widths=widths)
     try:
@@ -399,7 +420,7 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
                   metadata: bool, progress: Any, bpp: Optional[float], psnr: Optional[float], lam0: float,
                   control_start: Optional[float], t0: float, widths: Optional[tuple[int, ...]]) -> EncodeResult:
     """One fit and its file (bit depth, then the --bpp or --psnr latent scale search)."""
-    pixels = header.width * header.height
+    pixels = header.width * header.height * header.frames
     segments = None if widths is None else \
         [planes_added(record.levels, widths[k - 1] if k else 0, b) for k, b in enumerate(widths)]
     model, fit = fit_grid(image, config, record, lam=lam0, target_bpp=bpp, target_psnr=psnr, progress=progress,
@@ -408,7 +429,7 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
     if metadata:
         meta = meta_dict(config, preset, False)
         meta = {k: v for k, v in meta.items() if k in ("encoder", "preset", "seed")}
-        meta.update(arch="grid", levels=record.levels, hidden=list(record.hidden), iters=config.grid.grid_iters,
+        meta.update(arch=config.model.arch, levels=record.levels, hidden=list(record.hidden), iters=config.grid.grid_iters,
                     ste_iters=config.grid.grid_ste_iters, crop=config.grid.grid_crop,
                     **{"lambda": round(fit["lambda"], 8)})
         if config.grid.grid_quantizer != "noise":
@@ -430,8 +451,7 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
     max_bytes = None if bpp is None else int(bpp * pixels / 8)
 
     def decoded(data: bytes) -> tuple[np.ndarray, Any]:
-        d = decode_bytes(data)
-        return d.image, d
+        return reconstruct(data)
 
     # synthesis weight precision: the best D + lambda R among a few bit depths, at delta 1
     lam = fit["lambda"]
@@ -456,12 +476,23 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
     if widths is not None:
         data, rows = _level_rows(coder, data, delta, bits, image)
     img, d = decoded(data)
+    frame_psnr = tuple(image_psnr(a, b) for a, b in zip(img, image)) if image.ndim == 4 else ()
     fr = FitResult(steps=(), seconds=fit["seconds"], train_psnr=fit["train_psnr"], device=fit["device"],
                    extra={"lambda": lam, "delta": delta, "weight_bits": bits,
                           **({"coder_over_proxy": fit["coder_over_proxy"]} if "coder_over_proxy" in fit else {}),
                           **({"arm_seconds": round(arm_seconds, 2)} if arm_seconds is not None else {})})
     return EncodeResult(data=data, reconstruction=img, psnr=image_psnr(img, image), bpp=d.info.bpp, info=d.info,
-                        config=config, fit=fr, seconds=time.perf_counter() - t0, rate_control=rc, levels=rows)
+                        config=config, fit=fr, seconds=time.perf_counter() - t0, rate_control=rc, levels=rows,
+                        frame_psnr=frame_psnr)
+
+
+def reconstruct(data: bytes) -> tuple[np.ndarray, Any]:
+    """``(pixels, decoded stream info)`` of a grid file, decoded exactly: the image (H, W, 3), or
+    every frame of a video (T, H, W, 3)."""
+    stream = open_stream(data)
+    if stream.header.media == 0:
+        return stream.render(0), stream
+    return np.stack([f for _, f in stream.frames(range(stream.header.frames))]), stream
 
 
 def _level_rows(coder: GridCoder, data: bytes, delta: float, bits: int,
@@ -479,7 +510,7 @@ def _meet_quality(coder: GridCoder, bits: int, target: float, image: np.ndarray)
     exact decode reaches ``target`` dB, by bisection on log delta in [1/4, 4]."""
     def quality(delta: float) -> tuple[float, bytes]:
         data = coder.data(delta, bits)
-        return image_psnr(decode_bytes(data).image, image), data
+        return image_psnr(reconstruct(data)[0], image), data
 
     p1, d1 = quality(1.0)
     lo, hi = (0.0, math.log(4.0)) if p1 >= target else (math.log(0.25), 0.0)
@@ -532,10 +563,10 @@ def _meet_budget(coder: GridCoder, bits: int, max_bytes: int, image: np.ndarray)
         if best is not None and len(best[0]) >= 0.98 * max_bytes:
             break
     if best is None:
-        px = coder.header.width * coder.header.height
+        px = coder.header.width * coder.header.height * coder.header.frames
         raise ConfigError(f"the latent grid cannot go below {8 * len(coder.data(64.0, bits)) / px:.4f} bpp "
                           f"for this image (target {8 * max_bytes / px:.4f})")
     if sign < 0 and best[1] != 1.0 and len(data) >= 0.95 * max_bytes and \
-            image_psnr(decode_bytes(best[0]).image, image) < image_psnr(decode_bytes(data).image, image):
+            image_psnr(reconstruct(best[0])[0], image) < image_psnr(reconstruct(data)[0], image):
         return data, 1.0
     return best

@@ -787,6 +787,8 @@ def _nerv_frame(r: NervArch, h: StreamHeader, ts: list, k: int) -> np.ndarray:
 
 def _grid_shapes(r) -> list[tuple[int, ...]]:
     shapes = [(-(-r.height // 2**l), -(-r.width // 2**l)) for l in range(r.levels)]
+    if hasattr(r, "frames"):                      # arch 3 (section 6.8, video grids): ceil(T/2^l) planes
+        shapes = [(-(-r.frames // 2**l), a, b) for l, (a, b) in enumerate(shapes)]
     dims = [r.levels, r.hidden1] + ([r.hidden2] if r.hidden2 else []) + [3]
     for a, b in zip(dims[:-1], dims[1:]):
         shapes += [(b, a), (b,)]
@@ -808,16 +810,20 @@ def _grid_up(q: np.ndarray, f: int, n: int) -> np.ndarray:
 
 def _grid_frame(r, h: StreamHeader, ts: list, k: int) -> np.ndarray:
     L = r.levels
+    axes = 3 if h.arch == 3 else 2                # fractional bits per level: one per upsampled axis
     x = []
     for l in range(L):
         q, s = ts[l]
         assert s == 1.0 or not q.any(), "latent step must be 1.0"
         assert int(np.abs(q).max(initial=0)) <= 2**15, "latent symbol out of range"
-        u = _grid_up(_grid_up(q.astype(np.int64), 2**l, h.height).T, 2**l, h.width).T
-        x.append((u * 4 ** (L - 1 - l)).reshape(-1))
-    x = np.stack(x)                               # (L, H*W), 2L fractional bits
+        q = q.astype(np.int64)
+        if h.arch == 3:                           # frame k's plane: the row rule along the planes
+            q = _grid_up(q, 2**l, k + 1)[k]
+        u = _grid_up(_grid_up(q, 2**l, h.height).T, 2**l, h.width).T
+        x.append((u * 2 ** (axes * (L - 1 - l))).reshape(-1))
+    x = np.stack(x)                               # (L, H*W), axes * L fractional bits
     top = max(int(np.abs(ts[l][0]).max(initial=0)) for l in range(L))
-    f_in, x_max = 2 * L, max(1, top) * 2 ** (2 * L)
+    f_in, x_max = axes * L, max(1, top) * 2 ** (axes * L)
     n_hidden = 2 if r.hidden2 else 1
     for i in range(n_hidden):
         (q, s), (qb, sb) = ts[L + 2 * i], ts[L + 2 * i + 1]
@@ -868,7 +874,7 @@ def reference_frames(data: bytes, frames: list[int] | None = None, level: int | 
     assert level is None, "level is for width-chunks streams only"
     if h.layout == 2:
         return inverse(_tiles_frames(chunks, h, r, frames, prior_tensors))
-    render = {0: _siren_frame, 1: _nerv_frame, 2: _grid_frame}[h.arch]
+    render = {0: _siren_frame, 1: _nerv_frame, 2: _grid_frame, 3: _grid_frame}[h.arch]
     if prior_tensors is not None:
         tdat = _one(chunks, b"TDAT")
         mask = _one(chunks, b"MASK") if h.representation == 1 else None

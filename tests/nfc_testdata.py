@@ -37,6 +37,8 @@ TINY_GRID = CodecConfig(
     grid=GridConfig(grid_iters=300, grid_ste_iters=30, grid_crop=0, grid_lr=5e-2, grid_ste_lr=2e-3,
                     grid_lambda=0.002, grid_weight_bits=8, grid_arm=0),
 )
+#: The same for the video latent grid (arch grid-video).
+TINY_VGRID = TINY_GRID.replace(arch="grid-video")
 
 
 def medium_image() -> "np.ndarray":
@@ -53,6 +55,23 @@ def supports(arch: str, rep: str) -> bool:
 
     allowed = ARCHS.by_name(arch).representations
     return allowed is None or rep in allowed
+
+
+def tiny_config(arch: str):
+    """A fast test configuration of architecture ``arch`` (the image SIREN preset by default)."""
+    configs = {"grid": TINY_GRID, "grid-video": TINY_VGRID, "nerv": TINY_NERV.replace(epochs=15)}
+    return configs.get(arch, FAST.replace(steps=60))
+
+
+def tiny_source(arch: str):
+    """``(media, fps)`` to encode with ``arch``: a 4-frame clip for a video-only architecture
+    (its spec's ``media``), else the 32x24 test image."""
+    from nfcodec.archs import ARCHS
+    from nfcodec.media import load_image
+
+    if ARCHS.by_name(arch).media == (1,):
+        return moving_clip(4, 24, 32), 25
+    return load_image(TINY_PNG), None
 
 
 def moving_clip(frames: int = 6, height: int = 24, width: int = 32):

@@ -70,7 +70,7 @@ def test_quiet_prints_nothing(tmp_path, run, encoded):
 def test_info_lists_header_and_chunks(run, encoded):
     r = run("info", str(encoded))
     assert r.exit_code == 0
-    assert re.search(r"nfc v2\.8, \d+ bytes, [\d.]+ bpp", r.stdout)
+    assert re.search(r"nfc v2\.9, \d+ bytes, [\d.]+ bpp", r.stdout)
     for word in ("width          32", "arch           0 (siren)", "NHDR", "ARCH", "TDAT", "meTA", "NEND",
                  "decoding       exact arithmetic (the same pixels everywhere)"):
         assert word in r.stdout
@@ -78,7 +78,7 @@ def test_info_lists_header_and_chunks(run, encoded):
     assert len(re.findall(r"tensor +\d+:", verbose)) == 6       # 3 layers x (weight, bias)
     as_json = json.loads(run("info", "--json", str(encoded)).stdout)
     assert as_json["header"]["width"] == 32 and as_json["nbytes"] == encoded.stat().st_size
-    assert as_json["decoding"] == "exact" and as_json["version"] == [2, 8]
+    assert as_json["decoding"] == "exact" and as_json["version"] == [2, 9]
 
 
 def test_missing_input(tmp_path, run):

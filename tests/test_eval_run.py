@@ -153,8 +153,8 @@ def test_bd_table_per_file_and_mean(tmp_path):
 
 @pytest.mark.parametrize("codecs, settings, kwargs, error, message", [
     (["jpeg2000"], None, {}, ConfigError, r"unknown codec 'jpeg2000' \(choose from jpeg, webp, avif, x264, x265, av1, "
-                                          r"nfc, nfc-<representation>, nfc-grid\)"),
-    (["nfc-foo"], None, {}, ConfigError, r"unknown codec 'nfc-foo': 'foo' is not a representation \(dense.*\) or an architecture \(nerv, siren, grid\) \(use nfc-dense, \.\.\.\)"),
+                                          r"nfc, nfc-<representation>, nfc-grid, nfc-grid-video\)"),
+    (["nfc-foo"], None, {}, ConfigError, r"unknown codec 'nfc-foo': 'foo' is not a representation \(dense.*\) or an architecture \(nerv, siren, grid, grid-video\) \(use nfc-dense, \.\.\.\)"),
     (["nfc"], None, {}, ConfigError, r"nfc has no default settings: give some, e.g. preset=fast, bpp=0.3 or "
                                      r"width=32,steps=500"),
     (["x264"], None, {}, ConfigError, r"x264 is a video codec but the inputs are images"),
@@ -228,7 +228,7 @@ def test_cli_list_codecs(run):
 
 @pytest.mark.parametrize("args, message", [
     (["-c", "jpeg2000"], "unknown codec 'jpeg2000' (choose from jpeg, webp, avif, x264, x265, av1, nfc, "
-                         "nfc-<representation>, nfc-grid)"),
+                         "nfc-<representation>, nfc-grid, nfc-grid-video)"),
     (["-c", "nfc"], "nfc has no default settings: give some, e.g. preset=fast, bpp=0.3 or width=32,steps=500"),
     (["-c", "x265"], "x265 is a video codec but the inputs are images"),
     (["-c", "jpeg", "MISSING"], "input file not found: MISSING"),

@@ -21,7 +21,7 @@ from nfcodec.exact.numpy_ops import NumpyOps
 from nfcodec.variants import REPRESENTATIONS
 
 from exact_reference import reference_frames
-from nfc_testdata import FAST, GOLDEN, TINY_GRID, TINY_NERV, TINY_PNG, moving_clip, supports
+from nfc_testdata import FAST, GOLDEN, TINY_GRID, TINY_NERV, TINY_PNG, moving_clip, supports, tiny_config, tiny_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,11 +64,8 @@ def test_turn_constant():
 
 def _encode(arch: str, rep: str):
     extra = dict(representation=rep, **(dict(sparsity=0.5, prune_scope="layer") if rep == "pruned" else {}))
-    if arch == "grid":
-        return nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(**extra))
-    if arch == "nerv":
-        return nfcodec.encode(moving_clip(4, 24, 32), config=TINY_NERV.replace(epochs=20, **extra), fps=25)
-    return nfcodec.encode(TINY_PNG, config=FAST.replace(steps=100, **extra))
+    source, fps = tiny_source(arch)
+    return nfcodec.encode(source, config=tiny_config(arch).replace(**extra), fps=fps)
 
 
 @pytest.mark.parametrize("rep", REPRESENTATIONS.names())
@@ -77,7 +74,7 @@ def test_backends_and_reference_agree_on_fresh_encodes(arch, rep):
     if not supports(arch, rep):
         pytest.skip(f"{arch} does not support {rep} (tests/test_representations.py checks the refusal)")
     r = _encode(arch, rep)
-    assert r.info.version == (2, 8) and r.info.header.arch == ARCHS.by_name(arch).wire_id
+    assert r.info.version == (2, 9) and r.info.header.arch == ARCHS.by_name(arch).wire_id
     assert r.info.header.representation == REPRESENTATIONS.by_name(rep).wire_id
     want = r.reconstruction if r.reconstruction.ndim == 4 else r.reconstruction[None]
     assert np.array_equal(reference_frames(r.data), want)

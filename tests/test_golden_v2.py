@@ -7,7 +7,7 @@ Format 2.0 pixels are a function of the file, so these hashes are not machine-de
 Add the files of a new architecture or representation (existing files are never rewritten):
     GENERATE_EXPECTED=1 pytest tests/test_golden_v2.py
 The supermask files (format 2.1) were added with issue 10, the width-chunks ones (2.2) with issue 11,
-the tiles, prior-coded and XFRM ones (2.3) with issue 12, the grid ones (2.4 to 2.8) with issue 13.  The prior the prior-coded files name,
+the tiles, prior-coded and XFRM ones (2.3) with issue 12, the grid ones (2.4 to 2.9) with issue 13.  The prior the prior-coded files name,
 ``tiny-prior.nfp`` (a SIREN 8x2 for 16x16 tiles), lives next to them; every decode here searches
 this folder for priors.
 """
@@ -79,6 +79,8 @@ CASES = {
                                                          grid_arm_steps=1500)),
     # format 2.8: the latent grid in the width-chunks layout (latent planes coarse to fine, 3 segments)
     "grid-image-widthchunks-dense": ("image", TINY_GRID.replace(layout="width-chunks", widths=(2, 3, 4))),
+    # format 2.9: the video latent grid (arch 3; latent volumes over (t, y, x), trilinear upsampling)
+    "grid-video-dense": ("video8", TINY_GRID.replace(arch="grid-video", grid_iters=300, grid_ste_iters=30)),
 }
 
 
@@ -117,6 +119,8 @@ def _as_single(data: bytes) -> bytes:
 def _source(kind: str) -> np.ndarray:
     if kind == "video":
         return moving_clip(4, 16, 20)
+    if kind == "video8":
+        return moving_clip(8, 24, 32)
     if kind == "medium":
         return medium_image()
     image = load_image(TINY_PNG)
@@ -132,11 +136,11 @@ def test_generate_golden_v2():
     for name, (kind, config) in CASES.items():
         if name in table:
             continue
-        r = nfcodec.encode(_source(kind), config=config, metadata=False, fps=Fraction(25) if kind == "video" else None)
+        r = nfcodec.encode(_source(kind), config=config, metadata=False, fps=Fraction(25) if kind.startswith("video") else None)
         if kind == "tile16":
             r = dataclasses.replace(r, data=_as_single(r.data))
         (FOLDER / f"{name}.nfc").write_bytes(r.data)
-        frames = list(r.reconstruction) if kind == "video" else [r.reconstruction]
+        frames = list(r.reconstruction) if kind.startswith("video") else [r.reconstruction]
         table[name] = {"file_sha256": _sha(r.data), "bytes": len(r.data), "psnr": r.psnr,
                        "frames_sha256": [_sha(f.tobytes()) for f in frames]}
     EXPECTED.write_text(json.dumps(table, indent=2) + "\n")
@@ -172,7 +176,7 @@ def test_golden_v2_every_level_and_cut(name):
                 assert s.level == lv.index and np.array_equal(got, np.asarray(want))
 
 
-@pytest.mark.parametrize("name", ["siren-video-dense", "nerv-pruned", "siren-video-gamma-dense"])
+@pytest.mark.parametrize("name", ["siren-video-dense", "nerv-pruned", "siren-video-gamma-dense", "grid-video-dense"])
 def test_golden_v2_random_access(name):
     want = _expected()[name]["frames_sha256"]
     data = (FOLDER / f"{name}.nfc").read_bytes()

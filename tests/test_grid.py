@@ -68,7 +68,7 @@ def test_levels_are_capped_by_the_image():
 @pytest.mark.parametrize("head", [1, 3])
 def test_tiny_encode_decodes_exactly_everywhere(head):
     r = nfcodec.encode(TINY_PNG, config=TINY_GRID.replace(grid_head_kernel=head))
-    assert r.info.version == (2, 8) and r.info.header.arch == 2
+    assert r.info.version == (2, 9) and r.info.header.arch == 2
     assert [c.ctype for c in read_container(r.data).chunks] == [b"NHDR", b"ARCH", b"TDAT", b"meTA", b"NEND"]
     assert 26.0 < r.psnr < 40.0 and 3.0 < r.bpp < 12.0, (r.psnr, r.bpp)
     for backend in ("numpy", "torch"):
@@ -132,7 +132,7 @@ def test_arm_codes_the_latents_in_fewer_bytes():
                             for i, t in enumerate(tensors)])
     assert len(tdat) < 0.98 * len(plain), (len(tdat), len(plain))
     assert decode_tensors(plain) == tensors
-    assert r.info.version == (2, 8) and r.fit.extra["arm_seconds"] > 0
+    assert r.info.version == (2, 9) and r.fit.extra["arm_seconds"] > 0
     for backend in ("numpy", "torch"):
         assert np.array_equal(nfcodec.decode(r.data, backend=backend).image, r.reconstruction)
     assert np.array_equal(reference_frames(r.data)[0], r.reconstruction)
@@ -345,6 +345,7 @@ def test_controller_gain_is_asymmetric(ratio, gain):
         assert mode == "hard"
         return flat, torch.tensor(100 * 2.0 * ratio)        # 2.0 * ratio bits per pixel
 
+    model.bits = lambda mode: model(mode)[1]
     log_lam = math.log(1e-3)
     new = ge._control(model, flat, log_lam, 2.0, None)
     assert new == pytest.approx(log_lam + gain * math.log(ratio), abs=1e-6)
@@ -371,9 +372,9 @@ def test_controller_start_and_psnr_starting_lambda(monkeypatch, target, first_ca
     seen = []
     shipped = ge._control
 
-    def control(model, flat, log_lam, tb, tp, calibration=None):
+    def control(model, flat, log_lam, tb, tp, calibration=None, frames=None):
         seen.append(math.exp(log_lam))
-        return shipped(model, flat, log_lam, tb, tp, calibration)
+        return shipped(model, flat, log_lam, tb, tp, calibration, frames)
 
     monkeypatch.setattr(ge, "_control", control)
     monkeypatch.setattr(ge, "CONTROL_EVERY", 1)     # one call per noise step from the first controlled one

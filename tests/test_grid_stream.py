@@ -37,7 +37,7 @@ def _image(data: bytes, **kw) -> np.ndarray:
 def test_segments_hold_the_planes_coarse_to_fine(streamed):
     r = streamed
     c = read_container(r.data)
-    assert c.version == (2, 8)
+    assert c.version == (2, 9)
     assert [ch.name for ch in c.chunks] == ["NHDR", "ARCH", "GROW", "pSNR"] + ["SEGM", "TDAT"] * 4 + ["meTA", "NEND"]
     # the 32x24 image has 4 levels (1:1 .. 1:8); the default: one segment per plane here
     assert [lv["width"] for lv in r.levels] == [1, 2, 3, 4]

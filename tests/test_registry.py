@@ -8,7 +8,7 @@ from nfcodec.variants import LAYOUTS, REPRESENTATIONS
 
 
 def test_wire_ids_are_pinned():
-    assert ARCHS.wire_ids() == {"siren": 0, "nerv": 1, "grid": 2}
+    assert ARCHS.wire_ids() == {"siren": 0, "nerv": 1, "grid": 2, "grid-video": 3}
     assert REPRESENTATIONS.wire_ids() == {"dense": 0, "pruned": 1, "supermask": 2}
     assert LAYOUTS.wire_ids() == {"single": 0, "width-chunks": 1, "tiles": 2}
 

@@ -21,20 +21,19 @@ from nfcodec.variants import LAYOUTS, REPRESENTATIONS
 
 from nfcodec.errors import ConfigError
 
-from nfc_testdata import FAST, GOLDEN, TINY_GRID, TINY_NERV, TINY_PNG, moving_clip, supports
+from nfc_testdata import FAST, GOLDEN, TINY_GRID, TINY_NERV, TINY_PNG, moving_clip, supports, tiny_config, tiny_source
 
 FRAME = {"fixed": (b"NHDR", b"ARCH", b"meTA", b"NEND")}
 
 
 def _config(arch: str, rep: str):
-    base = (TINY_NERV.replace(epochs=15) if arch == "nerv" else TINY_GRID if arch == "grid"
-            else FAST.replace(steps=60))
+    base = tiny_config(arch)
     extra = {"sparsity": 0.3} if rep == "pruned" else {}
     return base.replace(representation=rep, **extra)
 
 
 def _source(arch: str):
-    return moving_clip(4, 24, 32) if arch == "nerv" else load_image(TINY_PNG)
+    return tiny_source(arch)[0]
 
 
 @pytest.mark.parametrize("rep", REPRESENTATIONS.names())
@@ -44,7 +43,7 @@ def test_round_trip_wire_ids_and_chunks(arch, rep):
         with pytest.raises(ConfigError, match=f"arch {arch} supports representation .*, not {rep}"):
             nfcodec.encode(_source(arch), config=_config(arch, rep))
         return
-    r = nfcodec.encode(_source(arch), config=_config(arch, rep), fps=25 if arch == "nerv" else None)
+    r = nfcodec.encode(_source(arch), config=_config(arch, rep), fps=tiny_source(arch)[1])
     h = r.info.header
     assert (h.arch, h.representation, h.layout) == (ARCHS.by_name(arch).wire_id, REPRESENTATIONS.by_name(rep).wire_id,
                                                     LAYOUTS.by_name("single").wire_id)

@@ -168,7 +168,7 @@ def test_file_holds_seed_masks_and_scales_and_no_weights(nerv_sm):
     _, r = nerv_sm
     types = [c.ctype for c in read_container(r.data).chunks]
     assert types[:5] == [b"NHDR", b"ARCH", b"SEED", b"MASK", b"SCAL"] and b"TDAT" not in types
-    assert r.info.header.representation == 2 and r.info.version == (2, 8)
+    assert r.info.header.representation == 2 and r.info.version == (2, 9)
 
 
 def test_decoded_psnr_is_the_reported_one_and_backends_agree(nerv_sm):

@@ -83,7 +83,7 @@ def test_add_prior_is_exact_and_broadcasts():
 def test_scratch_tiles_roundtrip_both_backends(tiny_image):
     r = nfcodec.encode(tiny_image, config=TILED)
     c = read_container(r.data)
-    assert [ch.name for ch in c.chunks][:3] == ["NHDR", "ARCH", "TILE"] and c.version == (2, 8)
+    assert [ch.name for ch in c.chunks][:3] == ["NHDR", "ARCH", "TILE"] and c.version == (2, 9)
     assert r.info.header.layout == 2 and r.psnr > 20
     for backend in ("numpy", "torch"):
         assert np.array_equal(nfcodec.decode(r.data, backend=backend).image, r.reconstruction)

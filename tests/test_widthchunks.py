@@ -58,7 +58,7 @@ def test_levels_rise_and_are_listed(spectral, image):
     ends = [lv["end"] for lv in r.levels]
     assert ends == sorted(ends) and ends[-1] < r.nbytes
     info = nfcodec.probe(r.data)
-    assert info.version == (2, 8) and info.header.layout == 1 and info.header.n_segments == 3
+    assert info.version == (2, 9) and info.header.layout == 1 and info.header.n_segments == 3
     for lv in r.levels:     # the measured PSNR is what the decoder gives for that level
         got = _render(r.data, level=lv["level"])[0]
         assert psnr(got, image) == pytest.approx(lv["psnr"], abs=1e-3)

@@ -87,6 +87,7 @@ class ArchSpec:
     encoder: Optional[Callable[..., Any]] = None
     representations: Optional[tuple[str, ...]] = None   # the representations it supports (None: all)
     layouts: Optional[tuple[str, ...]] = None           # the layouts it supports (None: all)
+    media: tuple[int, ...] = (0, 1)                     # the NHDR.media it codes (0 image, 1 video)
 
     wire_id: int = -1           # from the format's table, set at registration
     kind: ClassVar[str] = "architecture"
@@ -132,4 +133,4 @@ def param_count(shapes: Sequence[tuple[int, ...]]) -> int:
 ARCHS: Registry[ArchSpec] = variant_registry("architecture", headers.ARCHS)
 
 from . import nerv, siren  # noqa: E402,F401  (each module registers itself)
-from . import grid  # noqa: E402,F401
+from . import grid, grid_video  # noqa: E402,F401

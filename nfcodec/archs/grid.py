@@ -31,7 +31,7 @@ from ..exact.layers import Layer, QTensor, activation_max, make_layer
 from ..exact.rng import Law
 from . import ARCHS, ArchSpec, Costs, Growth
 
-__all__ = ["GridProgram", "upsample_exact", "planes_added", "LATENT_STEP", "MAX_LATENT"]
+__all__ = ["GridProgram", "upsample_exact", "latent_symbols", "synthesis_program", "synthesis_shapes", "planes_added", "LATENT_STEP", "MAX_LATENT"]
 
 #: Step-table index of 1.0 (``STEP_TABLE[0]``): latent symbols are the latents.
 LATENT_STEP = 0
@@ -70,16 +70,23 @@ class GridProgram:
     height: int
     width: int
 
+    #: Fractional bits one level's upsampling adds per axis step (rows and columns: 2).
+    AXES = 2
+
     @property
     def frac(self) -> int:
-        return 2 * len(self.latents)
+        return self.AXES * len(self.latents)
 
-    def inputs(self) -> np.ndarray:
-        """``(H*W, L)`` float64 integer synthesis inputs (2L fractional bits)."""
+    def plane(self, l: int, k: int) -> np.ndarray:
+        """Level ``l``'s 2-D latent plane for frame ``k`` (an image: the plane itself)."""
+        return self.latents[l]
+
+    def inputs(self, k: int = 0) -> np.ndarray:
+        """``(H*W, L)`` float64 integer synthesis inputs of frame ``k`` (``AXES * L`` fractional bits)."""
         L = len(self.latents)
         x = np.empty((self.height * self.width, L), dtype=np.float64)
-        for l, q in enumerate(self.latents):
-            u = upsample_exact(q, l, self.height, self.width) << (2 * (L - 1 - l))
+        for l in range(L):
+            u = upsample_exact(self.plane(l, k), l, self.height, self.width) << (self.AXES * (L - 1 - l))
             x[:, l] = u.reshape(-1)
         return x
 
@@ -88,7 +95,7 @@ class GridProgram:
         return flat if pixels is None else flat[pixels]
 
     def render(self, ops: Any, k: int) -> np.ndarray:
-        x_all = self.inputs()
+        x_all = self.inputs(k)
         head = self.layers[-1]
         if head.kernel:                       # hidden layers per pixel, then the k x k RGB convolution
             x = ops.asarray(x_all)
@@ -109,7 +116,7 @@ class GridProgram:
 
 def _record(m: Any, header: Any) -> GridArch:
     if header.media != 0:
-        raise ConfigError("arch 'grid' encodes images (a video grid is not built yet); use nerv or siren for videos")
+        raise ConfigError("arch 'grid' encodes images; use --arch grid-video (or nerv, siren) for a video")
     levels = min(m.grid_levels, 1 + max(0, (max(header.height, header.width) - 1).bit_length()))
     return GridArch(height=header.height, width=header.width, levels=levels, hidden1=m.grid_hidden[0],
                     hidden2=m.grid_hidden[1] if len(m.grid_hidden) > 1 else 0, act=0, upsample=0,
@@ -126,7 +133,11 @@ def _check(r: GridArch, header: Any) -> None:
 
 
 def _shapes(r: GridArch) -> list[tuple[int, ...]]:
-    shapes: list[tuple[int, ...]] = list(r.latent_sizes)
+    return synthesis_shapes(r, list(r.latent_sizes))
+
+
+def synthesis_shapes(r: Any, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """``shapes`` (the latents') followed by the synthesis tensors' shapes of record ``r``."""
     dims = [r.levels, *r.hidden, 3]
     for a, b in zip(dims[:-1], dims[1:]):
         shapes += [(b, a), (b,)]
@@ -147,17 +158,27 @@ def _costs(r: GridArch, header: Any) -> Costs:
 
 
 def _program(r: GridArch, header: Any, tensors: Sequence[QTensor]) -> GridProgram:
-    L = r.levels
+    return synthesis_program(r, latent_symbols(r, tensors), tensors, GridProgram)
+
+
+def latent_symbols(r: Any, tensors: Sequence[QTensor]) -> list[np.ndarray]:
+    """The latent tensors (the first ``r.levels``) as int64 symbols, checked (step 1.0, |q| bound)."""
     latents = []
-    for l in range(L):
+    for l in range(r.levels):
         t = tensors[l]
         if t.step != LATENT_STEP and np.any(t.q):
             raise FormatError(f"grid latent level {l}: step index {t.step}, must be {LATENT_STEP} (1.0)")
         if t.q.size and int(np.abs(t.q).max()) > MAX_LATENT:
             raise FormatError(f"grid latent level {l}: |symbol| {int(np.abs(t.q).max())} exceeds {MAX_LATENT}")
         latents.append(np.asarray(t.q, dtype=np.int64))
+    return latents
+
+
+def synthesis_program(r: Any, latents: list[np.ndarray], tensors: Sequence[QTensor], cls: type) -> Any:
+    """The exact program ``cls`` of latents ``latents`` and the synthesis tensors that follow them."""
+    L = r.levels
     top = max((int(np.abs(q).max()) if q.size else 0) for q in latents)
-    f_in, x_max = 2 * L, max(1, top) << (2 * L)
+    f_in, x_max = cls.AXES * L, max(1, top) << (cls.AXES * L)
     layers: list[Layer] = []
     n_hidden = len(r.hidden)
     for i in range(n_hidden):
@@ -167,7 +188,7 @@ def _program(r: GridArch, header: Any, tensors: Sequence[QTensor]) -> GridProgra
     layers.append(make_layer("out8", tensors[L + 2 * n_hidden], tensors[L + 2 * n_hidden + 1], f_in=f_in,
                              x_max=x_max, kernel=r.head_kernel if r.head_kernel > 1 else 0,
                              where="grid output layer"))
-    return GridProgram(tuple(latents), tuple(layers), r.height, r.width)
+    return cls(tuple(latents), tuple(layers), r.height, r.width)
 
 
 # --------------------------------------------------------------------------- encoder side (torch)
@@ -178,15 +199,17 @@ def _build(r: GridArch) -> Any:
     return GridField(r.height, r.width, r.levels, r.hidden, r.head_kernel)
 
 
-def _sampler(r: GridArch, frames: np.ndarray, fit_cfg: Any, h: Any) -> Any:
-    raise ConfigError("arch 'grid' is fitted by its own rate-distortion trainer (nfcodec.grid_encoder)")
+def grid_sampler(r: Any, frames: np.ndarray, fit_cfg: Any, h: Any) -> Any:
+    """The latent grids (images and videos) have no generic sampler: ConfigError."""
+    raise ConfigError("the latent grids are fitted by their own rate-distortion trainer (nfcodec.grid_encoder)")
 
 
-def _legacy_render(model: Any, r: GridArch, h: Any, k: int) -> np.ndarray:
-    raise FormatError("arch 'grid' has no format 1.x rendering")
+def grid_legacy_render(model: Any, r: Any, h: Any, k: int) -> np.ndarray:
+    """The latent grids have no format 1.x files: FormatError."""
+    raise FormatError("the latent grids have no format 1.x rendering")
 
 
-def _laws(r: GridArch) -> list[Law]:
+def grid_laws(r: Any) -> list[Law]:
     """Only for completeness of the registry: latents start at zero, the synthesis as torch's Linear."""
     laws: list[Law] = [Law("uniform", Fraction(1)) for _ in range(r.levels)]
     dims = [r.levels, *r.hidden, 3]
@@ -195,7 +218,8 @@ def _laws(r: GridArch) -> list[Law]:
     return laws
 
 
-def _encoder(frames: np.ndarray, media: int, fps: Any, config: Any, **kwargs: Any) -> Any:
+def grid_encoder(frames: np.ndarray, media: int, fps: Any, config: Any, **kwargs: Any) -> Any:
+    """The latent grids' encoder (:func:`nfcodec.grid_encoder.encode_grid`), imported lazily."""
     from ..grid_encoder import encode_grid
 
     return encode_grid(frames, media, fps, config, **kwargs)
@@ -226,7 +250,8 @@ def _grow_slices(r: GridArch, a: int, b: int) -> list[tuple[int, tuple[slice, ..
 
 ARCHS.register(ArchSpec(
     name="grid", record_cls=GridArch, make_record=_record, check=_check, param_shapes=_shapes,
-    costs=_costs, program=_program, build=_build, sampler=_sampler, legacy_render=_legacy_render,
-    init_laws=_laws, pixelwise=False, encoder=_encoder, representations=("dense",), layouts=("single", "width-chunks"),
-    growth=Growth(_narrow, _grow_slices, whole=True, encode=_encoder, unit="planes"),
+    costs=_costs, program=_program, build=_build, sampler=grid_sampler, legacy_render=grid_legacy_render,
+    init_laws=grid_laws, pixelwise=False, encoder=grid_encoder, representations=("dense",),
+    layouts=("single", "width-chunks"), media=(0,),
+    growth=Growth(_narrow, _grow_slices, whole=True, encode=grid_encoder, unit="planes"),
 ))

@@ -239,5 +239,5 @@ def _laws(r: NervArch) -> list[Law]:
 ARCHS.register(ArchSpec(
     name="nerv", record_cls=NervArch, make_record=_record, check=_check, param_shapes=_shapes,
     costs=_costs, program=_program, build=_build, sampler=_sampler, legacy_render=_legacy_render,
-    init_laws=_laws,
+    init_laws=_laws, media=(1,),
 ))

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GridField", "latent_sizes", "quantize_latent", "softround", "kumaraswamy_noise", "laplace_bits", "causal_bits", "N_BINS"]
+__all__ = ["GridField", "GridVideoField", "latent_sizes", "quantize_latent", "softround", "kumaraswamy_noise", "laplace_bits", "causal_bits", "N_BINS"]
 
 #: Context bins of the training rate model (the coder may use fewer).
 N_BINS = 12
@@ -84,22 +84,22 @@ _ACTIVITY = (2.0, 2.0, 2.0, 2.0, 1.0, 1.0)
 
 
 def causal_bits(y: torch.Tensor, coefs: torch.Tensor, log_bins: torch.Tensor) -> torch.Tensor:
-    """Estimated bits of one quantized latent plane ``y`` (h, w) under the causal model the file
+    """Estimated bits of one quantized latent plane ``y`` (h, w), or of planes (..., h, w), under the causal model the file
     uses (:mod:`bitstream.causal`, ``causal4``): ``mu`` = the linear prediction from the
     W, N, NW, NE, WW, NN neighbours (0 outside) with learned ``coefs`` (6,), rounded to
     1 / PROXY_MU_STEPS (straight-through); the residual under a
     Laplace whose scale is ``exp(log_bins[bin])``, bin = bit length of the neighbours' weighted
     activity (detached), capped at ``len(log_bins) - 1``.  The coder refits the coefficients
     (least squares, in 1/64) and its tables from the final symbols."""
-    h, w = y.shape
-    p = F.pad(y[None, None], (2, 2, 2, 0))[0, 0]
-    n = torch.stack([p[a:a + h, b:b + w] for a, b in _CAUSAL_SLICES])
+    h, w = y.shape[-2:]
+    p = F.pad(y, (2, 2, 2, 0))
+    n = torch.stack([p[..., a:a + h, b:b + w] for a, b in _CAUSAL_SLICES])
     n = n.detach()   # the rate gradient reaches the coded latent only (measured: as good, simpler)
-    mu_real = torch.einsum("k,khw->hw", coefs, n)
+    mu_real = torch.einsum("k,k...->...", coefs, n)
     mu = mu_real + (torch.round(PROXY_MU_STEPS * mu_real) / PROXY_MU_STEPS - mu_real).detach()
     with torch.no_grad():
         weights = torch.tensor(_ACTIVITY, dtype=y.dtype, device=y.device)
-        act = torch.einsum("k,khw->hw", weights, (n - mu).abs())
+        act = torch.einsum("k,k...->...", weights, (n - mu).abs())
         bins = torch.where(act < 1, torch.zeros_like(act), torch.floor(torch.log2(act.clamp_min(1))) + 1)
         bins = bins.clamp(max=log_bins.numel() - 1).long()
     return laplace_bits(y - mu, log_bins[bins]).sum()
@@ -192,6 +192,10 @@ class GridField(nn.Module):
                 bits = bits + arm_plane_bits(q, self.arm)
         return planes, bits
 
+    def bits(self, mode: str = "hard") -> torch.Tensor:
+        """Estimated bits of every latent (the whole image's rate)."""
+        return self._rate(mode, None)[1]
+
     def forward_prefix(self, mode: str, cut: int, soft: Optional[tuple[float, float]] = None
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Whole image, per-pixel head: ``(rgb, rgb of the levels >= cut alone, bits)``; the second
@@ -221,3 +225,58 @@ class GridField(nn.Module):
         x = x.T.reshape(1, -1, c - a, d - b)
         x = F.pad(x, (p - (x0 - b), p - (d - x0 - w), p - (y0 - a), p - (c - y0 - h)))
         return self.layers[-1](x)[0].reshape(3, -1).T, bits
+
+
+class GridVideoField(GridField):
+    """The latent grid over (t, y, x) (arch ``grid-video``): level ``l`` holds ``ceil(T / 2^l)``
+    planes of ``ceil(H / 2^l) x ceil(W / 2^l)`` latents, upsampled by ``2^l`` along time, rows and
+    columns (trilinear, ``align_corners=False``: the file's integer rule), and the image grid's
+    per-pixel synthesis.  A training step renders a few frames; its rate term covers the latent
+    planes those frames read, scaled to the whole video (see :meth:`forward`)."""
+
+    def __init__(self, frames: int, height: int, width: int, levels: int = 7, hidden: Sequence[int] = (16,)) -> None:
+        super().__init__(height, width, levels, hidden, 1, 0)
+        self.frames = frames
+        self.sizes3 = [(-(-frames // (1 << l)), h, w) for l, (h, w) in enumerate(self.sizes)]
+        self.latents = nn.ParameterList(nn.Parameter(torch.zeros(t, h, w)) for t, h, w in self.sizes3)
+
+    def _taps(self, l: int, ks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Planes ``j0``, ``j1`` frames ``ks`` read at level ``l`` and the weight of ``j1`` (of 1)."""
+        f = 1 << l
+        n = (2 * ks + 1 - f).clamp_min(0)
+        j0 = torch.div(n, 2 * f, rounding_mode="floor")
+        r = n - j0 * 2 * f
+        return j0, (j0 + 1).clamp_max(self.sizes3[l][0] - 1), r.to(torch.float32) / (2 * f)
+
+    def bits(self, mode: str = "hard") -> torch.Tensor:
+        bits = torch.zeros((), device=self.log_bins.device)
+        for l, y in enumerate(self.latents):
+            bits = bits + causal_bits(quantize_latent(y, mode), self.coefs[l], self.log_bins[l])
+        return bits
+
+    def forward(self, mode: str = "noise", crop: Optional[tuple[int, int, int, int]] = None,
+                soft: Optional[tuple[float, float]] = None, frames: Optional[Sequence[int]] = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rgb (len(frames) * H * W, 3), estimated bits of the video)`` for ``frames`` (default all).
+
+        The rate term is the bits of the planes the frames read, level by level, times the level's
+        planes over the planes read: every plane enters it as often as its frames enter the
+        distortion, and its expectation is the whole video's rate."""
+        if crop is not None:
+            raise ValueError("a video grid trains on whole frames")
+        dev = self.log_bins.device
+        ks = torch.arange(self.frames, device=dev) if frames is None else torch.as_tensor(list(frames), device=dev)
+        cols, bits = [], torch.zeros((), device=dev)
+        for l, y in enumerate(self.latents):
+            j0, j1, r = self._taps(l, ks)
+            used, inv = torch.unique(torch.cat([j0, j1]), return_inverse=True)
+            q = quantize_latent(y[used], mode, soft)
+            bits = bits + causal_bits(q, self.coefs[l], self.log_bins[l]) * (y.shape[0] / used.numel())
+            a, b = inv[:ks.numel()], inv[ks.numel():]
+            p = q[a] * (1 - r)[:, None, None] + q[b] * r[:, None, None]
+            f = 1 << l
+            if f > 1:
+                p = F.interpolate(p[:, None], size=(p.shape[1] * f, p.shape[2] * f), mode="bilinear",
+                                  align_corners=False)[:, 0]
+            cols.append(p[:, :self.height, :self.width].reshape(-1))
+        return self.synthesize(torch.stack(cols, dim=1)), bits

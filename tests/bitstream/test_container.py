@@ -40,7 +40,7 @@ def _ends(data: bytes) -> list[int]:
 def test_round_trip(chunks, data):
     container = read_container(data)
     assert container.chunks == tuple(chunks)
-    assert (container.version, container.truncated, container.skipped) == ((2, 8), False, ())
+    assert (container.version, container.truncated, container.skipped) == ((2, 9), False, ())
     assert container.nbytes == len(data)
     assert [c.offset for c in container.chunks] == [10, *_ends(data)[:-1]]
     assert [(c.name, c.critical) for c in container.chunks][:3] == [("NHDR", True), ("ARCH", True), ("meTA", False)]
@@ -181,7 +181,7 @@ def test_future_major_version_rejected(data):
 
 def test_both_majors_are_read(chunks):
     assert read_container(write_container(chunks, version=(1, 0))).version == (1, 0)
-    assert read_container(write_container(chunks)).version == (2, 8)
+    assert read_container(write_container(chunks)).version == (2, 9)
 
 
 def test_higher_minor_version_accepted(chunks):

@@ -20,7 +20,7 @@ from nfcodec.bitstream import (
 def test_probe_describes_the_stream(chunks, data):
     info = probe(data)
     header, arch = StreamHeader.unpack(chunks[0].data), SirenArch.unpack(chunks[1].data)
-    assert (info.version, info.header, info.arch) == ((2, 8), header, arch)
+    assert (info.version, info.header, info.arch) == ((2, 9), header, arch)
     assert (info.nbytes, info.truncated) == (len(data), False)
     assert (info.pixels, info.bpp) == (128, 8 * len(data) / 128)
     assert [(c.ctype, c.critical) for c in info.chunks] == [
