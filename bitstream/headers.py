@@ -355,18 +355,28 @@ class GridArch(Record):
 @register_arch_record(3)
 @dataclass(frozen=True)
 class GridVideoArch(GridArch):
-    """``ARCH`` for the video latent grid (``NHDR.arch`` = 3, format 2.9): 16 bytes.
+    """``ARCH`` for the video latent grid (``NHDR.arch`` = 3, format 2.9): 18 bytes.
 
     The grid of :class:`GridArch` over (t, x, y): level ``l`` holds ``ceil(T / 2^l)`` planes of
     ``ceil(H / 2^l) x ceil(W / 2^l)`` integers, upsampled by ``2^l`` along time as along rows and
     columns (trilinear), and the same per-pixel synthesis turns a frame's upsampled values into
-    RGB.  ``frames`` repeats NHDR's so that the record alone fixes every tensor shape.
+    RGB.  ``frames`` repeats NHDR's so that the record alone fixes every tensor shape; ``tdelta``
+    marks the levels whose volumes the file stores as differences between consecutive planes.
     """
 
     FIELDS = (*GridArch.FIELDS,
-              Field("frames", "I", 1, 2**24, "frames (MUST equal NHDR.frames)"))
+              Field("frames", "I", 1, 2**24, "frames (MUST equal NHDR.frames)"),
+              Field("tdelta", "H", 0, 2**GRID_MAX_LEVELS - 1,
+                    "bit l set: level l's planes are stored as differences along time"))
 
     frames: int = 1
+    tdelta: int = 0
+
+    def validate(self) -> None:
+        """An odd head kernel; ``tdelta`` names existing levels only."""
+        super().validate()
+        if self.tdelta >> self.levels:
+            raise FieldRangeError(f"ARCH.tdelta={self.tdelta:#x} names levels beyond levels={self.levels}")
 
     @property
     def latent_sizes(self) -> list[tuple[int, int, int]]:

@@ -282,6 +282,31 @@ class GridCoder:
         ys = self.latents if levels is None else [self.latents[l] for l in levels]
         return [np.clip(np.rint(y / delta), -MAX_LATENT, MAX_LATENT).astype(np.int32) for y in ys]
 
+    def stored_symbols(self, delta: float, levels: Optional[list[int]] = None) -> list[np.ndarray]:
+        """What the file stores of the latents at scale ``delta``: a video grid's ``tdelta`` levels
+        as plane 0 and then differences along time (format.md 5e "Video grids")."""
+        from .archs.grid_video import delta_planes
+
+        ls = list(range(self.record.levels)) if levels is None else levels
+        mask = getattr(self.record, "tdelta", 0)
+        return [delta_planes(q) if (mask >> l) & 1 else q for l, q in zip(ls, self.latent_symbols(delta, ls))]
+
+    def choose_tdelta(self) -> int:
+        """A video grid: mark the levels whose planes code smaller as differences along time (at
+        delta 1, with the current context network) in the record; returns the mask (0 for images)."""
+        from .archs.grid_video import delta_planes
+
+        if not hasattr(self.record, "tdelta"):
+            return 0
+        mask = 0
+        for l, q in enumerate(self.latent_symbols(1.0)):
+            if q.shape[0] > 1 and arm_bytes([delta_planes(q)], self.arm_net, LATENT_STEP) < \
+                    arm_bytes([q], self.arm_net, LATENT_STEP):
+                mask |= 1 << l
+        self.record = dataclass_replace(self.record, tdelta=mask)
+        self._latent_cache.clear()
+        return mask
+
     def weight_tensors(self, delta: float, bits: int) -> list[tuple[int, np.ndarray]]:
         out = []
         for i, w in enumerate(self.weights):
@@ -294,7 +319,7 @@ class GridCoder:
         """The tensor records of latent ``levels`` (in that order, indices from 0), cached."""
         key = (delta, segment)
         if key not in self._latent_cache:
-            coded = [CodedTensor(j, LATENT_STEP, p, shape=p.shape) for j, p in enumerate(self.latent_symbols(delta, levels))]
+            coded = [CodedTensor(j, LATENT_STEP, p, shape=p.shape) for j, p in enumerate(self.stored_symbols(delta, levels))]
             self._latent_cache[key] = _records(coded, {"arm": self.arm_net} if self.arm_net is not None else None)
         return self._latent_cache[key]
 
@@ -448,6 +473,11 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
         fit["arm"].fit(planes, config.grid.grid_arm_steps)
         coder.arm_net, _ = fit["arm"].best(planes, LATENT_STEP)
         arm_seconds = time.perf_counter() - t_arm
+    tdelta = coder.choose_tdelta()       # a video grid: levels stored as differences along time
+    if tdelta and fit["arm"] is not None:   # the context network follows what the file stores
+        stored = coder.stored_symbols(1.0)
+        fit["arm"].fit(stored)
+        coder.arm_net, _ = fit["arm"].best(stored, LATENT_STEP)
     max_bytes = None if bpp is None else int(bpp * pixels / 8)
 
     def decoded(data: bytes) -> tuple[np.ndarray, Any]:
@@ -480,7 +510,8 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
     fr = FitResult(steps=(), seconds=fit["seconds"], train_psnr=fit["train_psnr"], device=fit["device"],
                    extra={"lambda": lam, "delta": delta, "weight_bits": bits,
                           **({"coder_over_proxy": fit["coder_over_proxy"]} if "coder_over_proxy" in fit else {}),
-                          **({"arm_seconds": round(arm_seconds, 2)} if arm_seconds is not None else {})})
+                          **({"arm_seconds": round(arm_seconds, 2)} if arm_seconds is not None else {}),
+                          **({"tdelta": tdelta} if hasattr(record, "tdelta") else {})})
     return EncodeResult(data=data, reconstruction=img, psnr=image_psnr(img, image), bpp=d.info.bpp, info=d.info,
                         config=config, fit=fr, seconds=time.perf_counter() - t0, rate_control=rc, levels=rows,
                         frame_psnr=frame_psnr)

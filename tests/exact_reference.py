@@ -811,18 +811,22 @@ def _grid_up(q: np.ndarray, f: int, n: int) -> np.ndarray:
 def _grid_frame(r, h: StreamHeader, ts: list, k: int) -> np.ndarray:
     L = r.levels
     axes = 3 if h.arch == 3 else 2                # fractional bits per level: one per upsampled axis
-    x = []
+    x, lat = [], []
     for l in range(L):
         q, s = ts[l]
         assert s == 1.0 or not q.any(), "latent step must be 1.0"
-        assert int(np.abs(q).max(initial=0)) <= 2**15, "latent symbol out of range"
         q = q.astype(np.int64)
+        if h.arch == 3 and (r.tdelta >> l) & 1:   # stored as plane 0, then differences along time
+            for j in range(1, q.shape[0]):
+                q[j] += q[j - 1]
+        assert int(np.abs(q).max(initial=0)) <= 2**15, "latent symbol out of range"
+        lat.append(q)
         if h.arch == 3:                           # frame k's plane: the row rule along the planes
             q = _grid_up(q, 2**l, k + 1)[k]
         u = _grid_up(_grid_up(q, 2**l, h.height).T, 2**l, h.width).T
         x.append((u * 2 ** (axes * (L - 1 - l))).reshape(-1))
     x = np.stack(x)                               # (L, H*W), axes * L fractional bits
-    top = max(int(np.abs(ts[l][0]).max(initial=0)) for l in range(L))
+    top = max(int(np.abs(q).max(initial=0)) for q in lat)
     f_in, x_max = axes * L, max(1, top) * 2 ** (axes * L)
     n_hidden = 2 if r.hidden2 else 1
     for i in range(n_hidden):

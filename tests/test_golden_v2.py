@@ -81,6 +81,8 @@ CASES = {
     "grid-image-widthchunks-dense": ("image", TINY_GRID.replace(layout="width-chunks", widths=(2, 3, 4))),
     # format 2.9: the video latent grid (arch 3; latent volumes over (t, y, x), trilinear upsampling)
     "grid-video-dense": ("video8", TINY_GRID.replace(arch="grid-video", grid_iters=300, grid_ste_iters=30)),
+    # ... and one whose levels 1 and 2 the encoder stores as differences along time (ARCH.tdelta = 6)
+    "grid-video-tdelta-dense": ("video16", TINY_GRID.replace(arch="grid-video", grid_iters=300, grid_ste_iters=30)),
 }
 
 
@@ -121,6 +123,8 @@ def _source(kind: str) -> np.ndarray:
         return moving_clip(4, 16, 20)
     if kind == "video8":
         return moving_clip(8, 24, 32)
+    if kind == "video16":
+        return moving_clip(16, 16, 20)
     if kind == "medium":
         return medium_image()
     image = load_image(TINY_PNG)
@@ -176,7 +180,8 @@ def test_golden_v2_every_level_and_cut(name):
                 assert s.level == lv.index and np.array_equal(got, np.asarray(want))
 
 
-@pytest.mark.parametrize("name", ["siren-video-dense", "nerv-pruned", "siren-video-gamma-dense", "grid-video-dense"])
+@pytest.mark.parametrize("name", ["siren-video-dense", "nerv-pruned", "siren-video-gamma-dense", "grid-video-dense",
+                                  "grid-video-tdelta-dense"])
 def test_golden_v2_random_access(name):
     want = _expected()[name]["frames_sha256"]
     data = (FOLDER / f"{name}.nfc").read_bytes()
@@ -191,6 +196,11 @@ def test_every_architecture_and_representation_has_a_golden_file():
             if arch.representations is not None and rep.name not in arch.representations:
                 continue
             assert any(n.startswith(f"{arch.name}-") and n.endswith(f"-{rep.name}") for n in names), (arch.name, rep.name)
+
+
+def test_golden_v2_grid_video_records():
+    assert nfcodec.probe(FOLDER / "grid-video-dense.nfc").arch.tdelta == 0
+    assert nfcodec.probe(FOLDER / "grid-video-tdelta-dense.nfc").arch.tdelta == 6
 
 
 def test_golden_v2_probe():

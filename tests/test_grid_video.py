@@ -81,9 +81,11 @@ def test_record_shapes_and_checks(encoded):
     r = GridVideoArch(height=24, width=32, levels=4, hidden1=8, hidden2=0, act=0, upsample=0, head_kernel=1,
                       frames=8)
     assert spec.param_shapes(r) == [(8, 24, 32), (4, 12, 16), (2, 6, 8), (1, 3, 4), (8, 4), (8,), (3, 8), (3,)]
-    assert GridVideoArch.unpack(r.pack()) == r and len(r.pack()) == 16
+    assert GridVideoArch.unpack(r.pack()) == r and len(r.pack()) == 18
+    with pytest.raises(FormatError, match="ARCH.tdelta=0x10 names levels beyond levels=4"):
+        GridVideoArch.unpack(r.pack()[:-2] + bytes([16, 0]))
     hdr = encoded.info.header
-    assert encoded.info.arch == r and hdr.arch == 3 and hdr.media == 1
+    assert dataclasses.replace(encoded.info.arch, tdelta=0) == r and hdr.arch == 3 and hdr.media == 1
     with pytest.raises(FormatError, match="ARCH: grid of 7 frames of 32x24 for a stream of 8 frames of 32x24"):
         spec.check(dataclasses.replace(r, frames=7), hdr)
     with pytest.raises(FormatError, match=r"NHDR.arch=3 \(grid-video\) needs NHDR.media=1"):
@@ -130,6 +132,71 @@ def test_refusals_are_one_line_config_errors(clip):
         nfcodec.encode(clip, config=TINY_VGRID.replace(grid_head_kernel=3), fps=FPS)
     with pytest.raises(ConfigError, match="grid_rate 'causal' and grid_quantizer 'noise' only"):
         nfcodec.encode(clip, config=TINY_VGRID.replace(grid_quantizer="softround"), fps=FPS)
+
+
+def _restore(data: bytes, mask: int) -> bytes:
+    """The same latents stored with ARCH.tdelta = ``mask`` (differences along time where set)."""
+    from nfcodec.archs.grid_video import delta_planes, stored_latents
+    from nfcodec.bitstream import CodedTensor, decode_tensors, encode_tensors
+
+    info = nfcodec.probe(data)
+    r, sizes = info.arch, info.arch.latent_sizes
+    chunks = read_container(data).chunks
+    ts = decode_tensors(next(c.data for c in chunks if c.ctype == b"TDAT"))
+    out = []
+    for t in ts:
+        if t.index < r.levels:
+            q = stored_latents(r, t.index, np.asarray(t.symbols, np.int64).reshape(sizes[t.index]))
+            q = delta_planes(q) if (mask >> t.index) & 1 else q
+            t = CodedTensor(t.index, t.step, q.reshape(-1).astype(np.int32), shape=q.shape)
+        out.append(t)
+    rec = dataclasses.replace(r, tdelta=mask)
+    return write_container([Chunk(c.ctype, rec.pack() if c.ctype == b"ARCH" else
+                                  encode_tensors(out) if c.ctype == b"TDAT" else c.data) for c in chunks])
+
+
+def test_tdelta_levels_decode_to_the_same_latents(encoded):
+    """Format 2.9: a level stored as differences along time (ARCH.tdelta) decodes to the same
+    pixels as stored plainly, on both backends and in the reference decoder."""
+    for mask in (0, 0b0011, 0b1111):
+        data = _restore(encoded.data, mask)
+        assert nfcodec.probe(data).arch.tdelta == mask
+        assert np.array_equal(reference_frames(data), encoded.reconstruction)
+        for backend in ("numpy", "torch"):
+            got = np.stack([f for _, f in nfcodec.decode_frames(data, backend=backend)])
+            assert np.array_equal(got, encoded.reconstruction)
+    # the bound applies to the latents, not to the stored differences
+    big = _restore(encoded.data, 0)
+    info = nfcodec.probe(big)
+    from nfcodec.bitstream import CodedTensor, decode_tensors, encode_tensors
+
+    chunks = read_container(big).chunks
+    ts = decode_tensors(next(c.data for c in chunks if c.ctype == b"TDAT"))
+    q = np.zeros(info.arch.latent_sizes[1], np.int32)
+    q[:, 0, 0] = 20000                     # four planes: running sums 20000, 40000, 60000, 80000
+    ts[1] = CodedTensor(1, 0, q.reshape(-1), shape=q.shape)
+    rec = dataclasses.replace(info.arch, tdelta=0b10)
+    bad = write_container([Chunk(c.ctype, rec.pack() if c.ctype == b"ARCH" else
+                                 encode_tensors(ts) if c.ctype == b"TDAT" else c.data) for c in chunks])
+    with pytest.raises(FormatError, match=r"grid latent level 1: \|symbol\| 80000 exceeds 32768"):
+        nfcodec.decode(bad)
+
+
+def test_encoder_stores_a_level_as_differences_where_smaller(encoded):
+    """The encoder marks a level in tdelta only where its differences code smaller (fit.extra)."""
+    from nfcodec.grid_arm import arm_bytes
+    from nfcodec.archs.grid_video import delta_planes, stored_latents
+    from nfcodec.bitstream import decode_tensors
+
+    mask = encoded.fit.extra["tdelta"]
+    assert encoded.info.arch.tdelta == mask
+    r = encoded.info.arch
+    ts = decode_tensors(next(c.data for c in read_container(encoded.data).chunks if c.ctype == b"TDAT"))
+    for l in range(r.levels):
+        q = stored_latents(r, l, np.asarray(ts[l].symbols, np.int64).reshape(r.latent_sizes[l]))
+        if q.shape[0] > 1:
+            smaller = arm_bytes([delta_planes(q)], None) < arm_bytes([q], None)
+            assert bool((mask >> l) & 1) == smaller, l
 
 
 def test_arch_record_mismatch_is_refused(encoded):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -161,16 +161,21 @@ def _program(r: GridArch, header: Any, tensors: Sequence[QTensor]) -> GridProgra
     return synthesis_program(r, latent_symbols(r, tensors), tensors, GridProgram)
 
 
-def latent_symbols(r: Any, tensors: Sequence[QTensor]) -> list[np.ndarray]:
-    """The latent tensors (the first ``r.levels``) as int64 symbols, checked (step 1.0, |q| bound)."""
+def latent_symbols(r: Any, tensors: Sequence[QTensor],
+                   stored: Optional[Callable[[int, np.ndarray], np.ndarray]] = None) -> list[np.ndarray]:
+    """The latents (the first ``r.levels`` tensors) as int64, checked: step 1.0, and |q| bounded
+    after ``stored(level, symbols)`` turns what the file stores into the latents (default: as is)."""
     latents = []
     for l in range(r.levels):
         t = tensors[l]
         if t.step != LATENT_STEP and np.any(t.q):
             raise FormatError(f"grid latent level {l}: step index {t.step}, must be {LATENT_STEP} (1.0)")
-        if t.q.size and int(np.abs(t.q).max()) > MAX_LATENT:
-            raise FormatError(f"grid latent level {l}: |symbol| {int(np.abs(t.q).max())} exceeds {MAX_LATENT}")
-        latents.append(np.asarray(t.q, dtype=np.int64))
+        q = np.asarray(t.q, dtype=np.int64)
+        if stored is not None:
+            q = stored(l, q)
+        if q.size and int(np.abs(q).max()) > MAX_LATENT:
+            raise FormatError(f"grid latent level {l}: |symbol| {int(np.abs(q).max())} exceeds {MAX_LATENT}")
+        latents.append(q)
     return latents
 
 

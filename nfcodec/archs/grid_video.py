@@ -29,7 +29,7 @@ from . import ARCHS, ArchSpec, Costs
 from .grid import (GridProgram, grid_encoder, grid_laws, grid_legacy_render, grid_sampler, latent_symbols,
                    synthesis_program, synthesis_shapes)
 
-__all__ = ["GridVideoProgram", "temporal_taps"]
+__all__ = ["GridVideoProgram", "temporal_taps", "stored_latents", "delta_planes"]
 
 
 def temporal_taps(k: int, level: int, planes: int) -> tuple[int, int, int, int]:
@@ -91,8 +91,23 @@ def _costs(r: GridVideoArch, header: Any) -> Costs:
                  peak_bytes=3 * pixels + 8 * pixels * (r.levels + 2) + 8 * 6 * (1 << 17) * 8 + 56 * latents)
 
 
+def stored_latents(r: GridVideoArch, l: int, q: np.ndarray) -> np.ndarray:
+    """Level ``l``'s latent volume from its stored symbols: with bit ``l`` of ``r.tdelta`` the file
+    holds plane 0 and then each plane minus the one before it (the running sum along time undoes
+    that; int64 cannot overflow: at most 2^24 planes of int32 symbols)."""
+    return np.cumsum(q, axis=0) if (r.tdelta >> l) & 1 else q
+
+
+def delta_planes(q: np.ndarray) -> np.ndarray:
+    """What the file stores for a volume ``q`` of a ``tdelta`` level: plane 0, then the differences."""
+    out = np.array(q, copy=True)
+    out[1:] = q[1:] - q[:-1]
+    return out
+
+
 def _program(r: GridVideoArch, header: Any, tensors: Sequence[QTensor]) -> GridVideoProgram:
-    return synthesis_program(r, latent_symbols(r, tensors), tensors, GridVideoProgram)
+    latents = latent_symbols(r, tensors, lambda l, q: stored_latents(r, l, q))
+    return synthesis_program(r, latents, tensors, GridVideoProgram)
 
 
 # --------------------------------------------------------------------------- encoder side (torch)
