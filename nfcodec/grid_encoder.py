@@ -387,6 +387,7 @@ def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConf
     header = stream_header(frames, media, fps, dataclass_replace(config, layout="single"))
     record = arch.make_record(config.model, header)
     arch.check(record, header)
+    _check_decodable(arch, record, header)
     widths = None
     if config.layout == "width-chunks":
         widths = level_widths(config, record.levels)
@@ -406,6 +407,19 @@ def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConf
     result = _fit_and_code(**common, lam0=GRID_DEFAULT_LAMBDA, control_start=CONTROL_START_BPP)
     result.rate_control["second_fit"] = True
     return result
+
+
+def _check_decodable(arch: Any, record: Any, header: Any) -> None:
+    """ConfigError before any fit when the decoder's default limits would refuse the file (its
+    latents count as parameters and as memory: a long HD video grid exceeds them)."""
+    from .decoder import DEFAULT_LIMITS, _check_limits
+    from .errors import LimitError
+
+    try:
+        _check_limits(arch, record, header, arch.param_shapes(record), 2**62, DEFAULT_LIMITS)
+    except LimitError as e:
+        raise ConfigError(f"{e}: the file would not decode with the default limits; code fewer frames or "
+                          "smaller ones (--frames, --resize)") from None
 
 
 #: Segments of a streamable grid by default (layout width-chunks without --widths): the coarse

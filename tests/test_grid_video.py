@@ -228,3 +228,16 @@ def test_cli_encode_info_decode_frame(tmp_path, clip):
     got = sorted(p.name for p in (tmp_path / "d").iterdir())
     want = next(f for k, f in nfcodec.decode_frames(out.read_bytes(), frames="2:3"))
     assert len(got) == 1 and np.array_equal(iio.imread(tmp_path / "d" / got[0]), want)
+
+
+def test_a_video_beyond_the_decoder_limits_is_refused_before_the_fit(monkeypatch, clip):
+    """Latents count as parameters: a clip whose grid the default limits would refuse is a one-line
+    ConfigError at once (not after the fit)."""
+    import nfcodec.decoder as dec
+
+    monkeypatch.setattr(dec, "DEFAULT_LIMITS", dec.DecodeLimits(max_params=5000))
+    monkeypatch.setattr("nfcodec.grid_encoder.fit_grid", lambda *a, **k: pytest.fail("fitted"))
+    with pytest.raises(ConfigError, match=r"this grid-video has 7,087 parameters, more than the decoder limit "
+                                          r"5,000: the file would not decode with the default limits; code fewer "
+                                          r"frames or smaller ones \(--frames, --resize\)"):
+        nfcodec.encode(clip, config=TINY_VGRID, fps=FPS)
