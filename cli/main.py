@@ -60,7 +60,8 @@ _hidden = _number_list(int, "16,16")
 @click.argument("input", type=click.Path(path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .nfc file.")
 @click.option("--preset", type=click.Choice(["fast", "default", "high"]), default="default", show_default=True,
-              help="Image presets (SIREN), video presets (NeRV) or, with --arch grid, the latent-grid presets; see docs.")
+              help="Image presets (SIREN), video presets (NeRV) or, with --arch grid / grid-video, the latent-grid "
+                   "presets; see docs.")
 @click.option("--arch", type=click.Choice(_names("architecture")), help="Network (default: siren for images, nerv for videos).")
 @click.option("--frames", "frames", help="Videos: frame range A:B[:STEP] (0-based, B excluded), e.g. 0:60.")
 @click.option("--resize", help="Videos: scale frames to WxH before encoding, e.g. 320x180.")

@@ -517,8 +517,9 @@ def encode_grown(frames: np.ndarray, media: int, fps: Fraction, config: CodecCon
     rep = REPRESENTATIONS.by_name(config.representation)
     g = config.grow
     if arch.growth is None:
-        raise ConfigError(f"layout width-chunks grows siren networks; {arch.name} cannot grow in width "
-                          "(use --arch siren)")
+        growable = [a.name for a in ARCHS if a.growth is not None]
+        raise ConfigError(f"layout width-chunks grows {' and '.join(growable)} networks; {arch.name} cannot grow in "
+                          f"width (use --arch {growable[0]})")
     if not getattr(rep, "growable", False):
         raise ConfigError(f"layout width-chunks supports the dense and pruned representations, not {rep.name}")
     if psnr is not None:
