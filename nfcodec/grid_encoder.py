@@ -381,8 +381,6 @@ def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConf
     architectures' own encoder)."""
     t0 = time.perf_counter()
     arch = ARCHS.by_name(config.model.arch)
-    if media not in arch.media:
-        arch.make_record(config.model, stream_header(frames, media, fps, config))   # its ConfigError
     arch.check_variant(config.representation, config.layout)
     header = stream_header(frames, media, fps, dataclass_replace(config, layout="single"))
     record = arch.make_record(config.model, header)
@@ -494,16 +492,13 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
         coder.arm_net, _ = fit["arm"].best(stored, LATENT_STEP)
     max_bytes = None if bpp is None else int(bpp * pixels / 8)
 
-    def decoded(data: bytes) -> tuple[np.ndarray, Any]:
-        return reconstruct(data)
-
     # synthesis weight precision: the best D + lambda R among a few bit depths, at delta 1
     lam = fit["lambda"]
     choices = [config.grid.grid_weight_bits] if config.grid.grid_weight_bits else [6, 8, 10]
     best = None
     for bits in choices:
         data = coder.data(1.0, bits)
-        img, _ = decoded(data)
+        img, _ = reconstruct(data)
         cost = _mse(img, image) / (127.5**2) + lam * 8 * len(data) / pixels
         if best is None or cost < best[0]:
             best = (cost, bits, data)
@@ -519,7 +514,7 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
     rows: tuple[dict[str, Any], ...] = ()
     if widths is not None:
         data, rows = _level_rows(coder, data, delta, bits, image)
-    img, d = decoded(data)
+    img, d = reconstruct(data)
     frame_psnr = tuple(image_psnr(a, b) for a, b in zip(img, image)) if image.ndim == 4 else ()
     fr = FitResult(steps=(), seconds=fit["seconds"], train_psnr=fit["train_psnr"], device=fit["device"],
                    extra={"lambda": lam, "delta": delta, "weight_bits": bits,

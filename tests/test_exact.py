@@ -21,7 +21,7 @@ from nfcodec.exact.numpy_ops import NumpyOps
 from nfcodec.variants import REPRESENTATIONS
 
 from exact_reference import reference_frames
-from nfc_testdata import FAST, GOLDEN, TINY_GRID, TINY_NERV, TINY_PNG, moving_clip, supports, tiny_config, tiny_source
+from nfc_testdata import GOLDEN, supports, tiny_config, tiny_source
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,7 @@ from nfcodec.variants import LAYOUTS, REPRESENTATIONS
 
 from nfcodec.errors import ConfigError
 
-from nfc_testdata import FAST, GOLDEN, TINY_GRID, TINY_NERV, TINY_PNG, moving_clip, supports, tiny_config, tiny_source
+from nfc_testdata import GOLDEN, TINY_PNG, supports, tiny_config, tiny_source
 
 FRAME = {"fixed": (b"NHDR", b"ARCH", b"meTA", b"NEND")}
 

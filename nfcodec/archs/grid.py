@@ -17,6 +17,7 @@ table's 1.0: a latent is its symbol); the synthesis weights follow in the usual 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Optional, Sequence
@@ -31,7 +32,7 @@ from ..exact.layers import Layer, QTensor, activation_max, make_layer
 from ..exact.rng import Law
 from . import ARCHS, ArchSpec, Costs, Growth
 
-__all__ = ["GridProgram", "upsample_exact", "latent_symbols", "synthesis_program", "synthesis_shapes", "planes_added", "LATENT_STEP", "MAX_LATENT"]
+__all__ = ["GridProgram", "upsample_exact", "latent_symbols", "synthesis_program", "synthesis_shapes", "grid_costs", "planes_added", "LATENT_STEP", "MAX_LATENT"]
 
 #: Step-table index of 1.0 (``STEP_TABLE[0]``): latent symbols are the latents.
 LATENT_STEP = 0
@@ -147,14 +148,21 @@ def synthesis_shapes(r: Any, shapes: list[tuple[int, ...]]) -> list[tuple[int, .
 
 
 def _costs(r: GridArch, header: Any) -> Costs:
+    return grid_costs(r, 48)
+
+
+def grid_costs(r: Any, bytes_per_latent: int, extra_macs: int = 0) -> Costs:
+    """One frame of a latent grid: the synthesis and upsampling per pixel plus ``extra_macs``; the
+    frame, the (pixels, L) inputs and two upsampling passes in int64, the row tiles, and
+    ``bytes_per_latent`` for every latent of the stream (the entropy decoder's working arrays,
+    about 48 bytes per latent in bitstream/entropy.py, and what the program holds)."""
     pixels = r.height * r.width
     dims = [r.levels, *r.hidden, 3]
     per_pixel = sum(a * b for a, b in zip(dims[:-1], dims[1:])) + 3 * dims[-2] * (r.head_kernel ** 2 - 1)
-    latents = sum(h * w for h, w in r.latent_sizes)
-    # the frame, the (pixels, L) inputs and two upsampling passes in int64, the row tiles, and the
-    # checkerboard decoder's working arrays (about 48 bytes per latent, bitstream/entropy.py)
-    return Costs(macs=pixels * (per_pixel + 4 * r.levels), activations=pixels * (sum(r.hidden) + 3 + r.levels),
-                 peak_bytes=3 * pixels + 8 * pixels * (r.levels + 2) + 8 * 6 * (1 << 17) * 8 + 48 * latents)
+    latents = sum(math.prod(s) for s in r.latent_sizes)
+    return Costs(macs=pixels * (per_pixel + 4 * r.levels) + extra_macs,
+                 activations=pixels * (sum(r.hidden) + 3 + r.levels),
+                 peak_bytes=3 * pixels + 8 * pixels * (r.levels + 2) + 8 * 6 * (1 << 17) * 8 + bytes_per_latent * latents)
 
 
 def _program(r: GridArch, header: Any, tensors: Sequence[QTensor]) -> GridProgram:

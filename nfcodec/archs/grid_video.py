@@ -26,7 +26,7 @@ from ..bitstream.headers import GridVideoArch
 from ..errors import ConfigError
 from ..exact.layers import QTensor
 from . import ARCHS, ArchSpec, Costs
-from .grid import (GridProgram, grid_encoder, grid_laws, grid_legacy_render, grid_sampler, latent_symbols,
+from .grid import (GridProgram, grid_costs, grid_encoder, grid_laws, grid_legacy_render, grid_sampler, latent_symbols,
                    synthesis_program, synthesis_shapes)
 
 __all__ = ["GridVideoProgram", "temporal_taps", "stored_latents", "delta_planes"]
@@ -79,16 +79,9 @@ def _shapes(r: GridVideoArch) -> list[tuple[int, ...]]:
 
 
 def _costs(r: GridVideoArch, header: Any) -> Costs:
-    pixels = r.height * r.width
-    dims = [r.levels, *r.hidden, 3]
-    per_pixel = sum(a * b for a, b in zip(dims[:-1], dims[1:])) + 3 * dims[-2] * (r.head_kernel ** 2 - 1)
-    latents = sum(t * h * w for t, h, w in r.latent_sizes)
-    planes = sum(h * w for _, h, w in r.latent_sizes)
-    # per frame: the image grid's work plus the temporal mix (2 multiply-adds per latent of a plane);
-    # held for the stream: every latent in int64 and the entropy decoder's working arrays
-    return Costs(macs=pixels * (per_pixel + 4 * r.levels) + 2 * planes,
-                 activations=pixels * (sum(r.hidden) + 3 + r.levels),
-                 peak_bytes=3 * pixels + 8 * pixels * (r.levels + 2) + 8 * 6 * (1 << 17) * 8 + 56 * latents)
+    # the image grid's frame plus the temporal mix (2 multiply-adds per latent of a plane); every
+    # latent of the stream held in int64 beside the entropy decoder's working arrays
+    return grid_costs(r, 56, extra_macs=2 * sum(h * w for _, h, w in r.latent_sizes))
 
 
 def stored_latents(r: GridVideoArch, l: int, q: np.ndarray) -> np.ndarray:

@@ -193,7 +193,7 @@ class GridField(nn.Module):
         return planes, bits
 
     def bits(self, mode: str = "hard") -> torch.Tensor:
-        """Estimated bits of every latent (the whole image's rate)."""
+        """Estimated bits of every latent (the whole image's or video's rate)."""
         return self._rate(mode, None)[1]
 
     def forward_prefix(self, mode: str, cut: int, soft: Optional[tuple[float, float]] = None
@@ -247,12 +247,6 @@ class GridVideoField(GridField):
         j0 = torch.div(n, 2 * f, rounding_mode="floor")
         r = n - j0 * 2 * f
         return j0, (j0 + 1).clamp_max(self.sizes3[l][0] - 1), r.to(torch.float32) / (2 * f)
-
-    def bits(self, mode: str = "hard") -> torch.Tensor:
-        bits = torch.zeros((), device=self.log_bins.device)
-        for l, y in enumerate(self.latents):
-            bits = bits + causal_bits(quantize_latent(y, mode), self.coefs[l], self.log_bins[l])
-        return bits
 
     def forward(self, mode: str = "noise", crop: Optional[tuple[int, int, int, int]] = None,
                 soft: Optional[tuple[float, float]] = None, frames: Optional[Sequence[int]] = None
