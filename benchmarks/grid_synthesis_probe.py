@@ -16,12 +16,16 @@ Variants (combine with ``+``):
   res1       a 3x3 residual convolution on the RGB output (3 -> 3, zero init, replicate padding)
   res2       a residual block on the RGB output: 3x3 conv 3 -> 8, GELU, 3x3 conv 8 -> 3 (zero init)
   wide       synthesis hidden (24, 24) instead of the preset's
+  cN         one more latent channel at level N (c0: two full-resolution planes; repeatable)
+  sin        a sine first hidden layer (sin(W x + b), torch's default init) instead of GELU
+  KEY=VALUE  a GridConfig field for this variant (e.g. grid_lr=0.1, grid_synthesis_lr_scale=0.2)
 
 Rows are appended to ``benchmarks/results/grid/synthesis_probe.jsonl``.  Run it alone.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -44,8 +48,13 @@ BASE = mg.GridField
 
 def make_field(parts: set[str]):
     class Probe(BASE):
-        def __init__(self, height, width, levels=7, hidden=(16,), head_kernel=1):
-            super().__init__(height, width, levels, (24, 24) if "wide" in parts else hidden, head_kernel)
+        def __init__(self, height, width, levels=7, hidden=(16,), head_kernel=1, arm_hidden=0):
+            # cN: one more latent channel at level N (another plane of that level's size)
+            self.factors = sorted([*range(levels), *(int(p[1:]) for p in parts if p[:1] == "c" and p[1:].isdigit())])
+            super().__init__(height, width, len(self.factors), (24, 24) if "wide" in parts else hidden, head_kernel,
+                             arm_hidden)
+            self.sizes = [(-(-height >> l), -(-width >> l)) for l in self.factors]
+            self.latents = nn.ParameterList(nn.Parameter(torch.zeros(h, w)) for h, w in self.sizes)
             self.up_mode = "bicubic" if "bicubic" in parts else "bilinear"
             self.res = nn.ModuleList()
             if "res1" in parts:
@@ -58,10 +67,17 @@ def make_field(parts: set[str]):
         def synthesis_parameters(self):
             return [*super().synthesis_parameters(), *(p for m in self.res for p in m.parameters())]
 
+        def synthesize(self, x):
+            if "sin" not in parts:
+                return super().synthesize(x)
+            for i, layer in enumerate(self.layers[:-1]):
+                x = torch.sin(layer(x)) if i == 0 else F.gelu(layer(x))
+            return self.layers[-1](x)
+
         def upsample(self, planes, crop=None):
             assert crop is None
             cols = []
-            for l, p in enumerate(planes):
+            for l, p in zip(self.factors, planes):
                 f = 1 << l
                 u = p if f == 1 else F.interpolate(p[None, None], size=(p.shape[0] * f, p.shape[1] * f),
                                                    mode=self.up_mode, align_corners=False)[0, 0]
@@ -97,11 +113,13 @@ def main() -> None:
         image = image[0] if image.ndim == 4 else image
         for variant in args.variant:
             parts = set(variant.split("+"))
+            sets = {k: type(getattr(config.grid, k))(v) for k, v in (p.split("=", 1) for p in parts if "=" in p)}
+            cfg = dataclasses.replace(config, grid=dataclasses.replace(config.grid, **sets))
             mg.GridField = make_field(parts)
             try:
                 record = SimpleNamespace(levels=7, hidden=tuple(config.model.grid_hidden), head_kernel=1)
                 t0 = time.perf_counter()
-                model, info = fit_grid(image, config, record, lam=_lambda_for(config, args.bpp), target_bpp=args.bpp)
+                model, info = fit_grid(image, cfg, record, lam=_lambda_for(cfg, args.bpp), target_bpp=args.bpp)
             finally:
                 mg.GridField = BASE
             with torch.no_grad():
@@ -111,7 +129,7 @@ def main() -> None:
             mse = torch.mean((rgb - torch.round((target + 1) * 127.5)) ** 2).item()
             row = {"image": os.path.basename(path), "variant": variant, "preset": args.preset, "target": args.bpp,
                    "psnr": 10 * math.log10(255 ** 2 / mse), "bpp": bits.item() / target.shape[0],
-                   "lambda": info["lambda"], "seconds": time.perf_counter() - t0}
+                   "lambda": info["lambda"], "grid_lr": cfg.grid.grid_lr, "seconds": time.perf_counter() - t0}
             print(json.dumps(row), flush=True)
             with open(OUT, "a") as fh:
                 fh.write(json.dumps(row) + "\n")

@@ -286,6 +286,8 @@ class GridConfig:
     grid_crop: int = 0               # crop side of the training steps (0: whole image)
     grid_lr: float = 5e-2
     grid_ste_lr: float = 2e-3
+    # The synthesis network's learning rate as a multiple of the latents' (both phases).
+    grid_synthesis_lr_scale: float = 1.0
     grid_lambda: float = 0.0
     grid_weight_bits: int = 0       # synthesis weight bit depth (0: searched among 6..10)
     # Noise phase quantizer: "noise" (y + U(-1/2, 1/2)) or "softround" (C3 / Cool-chic: soft
@@ -315,6 +317,7 @@ class GridConfig:
             raise ConfigError(f"grid_crop={self.grid_crop}: 0 (whole image) or at least 32")
         _check("grid_lr", self.grid_lr, 1e-7, 1.0)
         _check("grid_ste_lr", self.grid_ste_lr, 1e-8, 1.0)
+        _check("grid_synthesis_lr_scale", self.grid_synthesis_lr_scale, 1e-4, 100.0)
         _check("grid_lambda", self.grid_lambda, 0.0, 100.0)
         _check("grid_weight_bits", self.grid_weight_bits, 0, 16)
         _check("grid_arm", self.grid_arm, 0, 32)
@@ -431,12 +434,18 @@ VIDEO_PRESETS: dict[str, CodecConfig] = {
 
 # Latent-grid presets (arch grid, images) for 768x512 on 2 CPU cores (docs/benchmarks.md, "Latent
 # grid"): fast measured 73 s (target <= 2 min), default 196-229 s (target <= 10 min); high is for GPUs.
+#: The latents' learning rate of the fast and default presets: 0.1 against GridConfig's 0.05 gave
+#: +0.17 / +0.31 / +0.29 / +0.46 dB at --bpp 0.25 / 0.5 / 1.0 / 1.5 on kodim01/03/05/09 (default
+#: preset; BD-rate -6.3% over those rates), 0.2 lost 1.5 dB (docs/benchmarks.md, tenth round).  Not measured for high's
+#: 5000 steps nor for video grids, which keep 0.05.
+GRID_PRESET_LR = 0.1
 GRID_PRESETS: dict[str, CodecConfig] = {
     # Whole-image steps (random crops measured worse per second: docs/benchmarks.md, "Latent grid").
     "fast": CodecConfig(ModelConfig(arch="grid"),
-                        grid=GridConfig(grid_iters=400, grid_ste_iters=100, grid_crop=0, grid_arm_steps=1500)),
+                        grid=GridConfig(grid_iters=400, grid_ste_iters=100, grid_crop=0, grid_arm_steps=1500,
+                                        grid_lr=GRID_PRESET_LR)),
     "default": CodecConfig(ModelConfig(arch="grid"),
-                           grid=GridConfig(grid_iters=1200, grid_ste_iters=300, grid_crop=0)),
+                           grid=GridConfig(grid_iters=1200, grid_ste_iters=300, grid_crop=0, grid_lr=GRID_PRESET_LR)),
     "high": CodecConfig(ModelConfig(arch="grid", grid_hidden=(32, 32)),
                         grid=GridConfig(grid_iters=4000, grid_ste_iters=1000, grid_crop=0)),
 }

@@ -93,8 +93,8 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
     target = torch.from_numpy(image.astype(np.float32) / 127.5 - 1.0).to(device)
     flat = target.reshape(-1, 3) if not video else target[control_frames].reshape(-1, 3)
     pixels = image.size // 3
-    opt = torch.optim.Adam([{"params": [*model.latents, *model.synthesis_parameters()]},
-                            {"params": model.rate_parameters()}], lr=g.grid_lr)
+    opt = torch.optim.Adam([{"params": list(model.latents)}, {"params": model.rate_parameters()},
+                            {"params": model.synthesis_parameters()}], lr=g.grid_lr)
     crop = g.grid_crop if 0 < g.grid_crop < max(H, W) else 0
     total = g.grid_iters + g.grid_ste_iters
     log_lam, psnr_now = math.log(lam), 0.0
@@ -128,6 +128,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
             box, tgt = None, flat
         opt.param_groups[0]["lr"] = lr
         opt.param_groups[1]["lr"] = lr * (ARM_RATE_LR_SCALE if joint else 1.0)
+        opt.param_groups[2]["lr"] = lr * g.grid_synthesis_lr_scale
         soft = _soft_schedule(it, g.grid_iters) if noise and g.grid_quantizer == "softround" else None
         if cuts:    # a streamable file: one coarser level's distortion too (grid_prefix_weight)
             out, coarse, bits = model.forward_prefix("noise" if noise else "ste", cuts[int(rng.integers(len(cuts)))],

@@ -419,3 +419,27 @@ def test_psnr_refits_with_the_winding_rule_when_the_target_is_missed(monkeypatch
     with pytest.raises(ConfigError, match="reached 1.00 dB at most"):
         nfcodec.encode(TINY_PNG, config=TINY_GRID, psnr=21.0)
     assert len(fits) == 1
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.25])
+def test_synthesis_learning_rate_scale(scale):
+    """grid_synthesis_lr_scale: Adam's first step moves every latent by grid_lr and every synthesis
+    weight by grid_lr x scale (the first step of Adam is the gradient's sign times the rate)."""
+    from types import SimpleNamespace
+
+    from nfcodec.config import GridConfig, get_preset
+    from nfcodec.grid_encoder import fit_grid
+
+    image = medium_image()[:24, :32]
+    record = SimpleNamespace(levels=3, hidden=(8,), head_kernel=1)
+    base = get_preset("fast", arch="grid")
+    moved = []
+    for iters in (0, 1):
+        grid = GridConfig(grid_iters=iters, grid_ste_iters=0, grid_lr=0.04, grid_synthesis_lr_scale=scale)
+        model, _ = fit_grid(image, dataclasses.replace(base, grid=grid), record, lam=0.01)
+        moved.append([p.detach().clone() for p in (*model.latents, *model.synthesis_parameters())])
+    steps = [(b - a).abs().max().item() for a, b in zip(*moved)]
+    assert steps[:3] == pytest.approx([0.04] * 3, rel=1e-4)
+    assert steps[3:] == pytest.approx([0.04 * scale] * (len(steps) - 3), rel=1e-4)
+    with pytest.raises(ConfigError, match="grid_synthesis_lr_scale=0 outside"):
+        GridConfig(grid_synthesis_lr_scale=0)

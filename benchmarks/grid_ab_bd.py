@@ -1,0 +1,80 @@
+"""BD-rates of a grid_ab.py "B" configuration next to the Kodak record it was paired with (issue 13).
+
+    python benchmarks/grid_ab_bd.py --csv benchmarks/results/grid/kodak-r8-all/results.csv \
+        --knobs grid_lr=0.1 --targets 0.25 0.5 1.0
+
+For every image that has a B row (``benchmarks/results/grid/ab.jsonl``, the given ``knobs``) at each
+of the ``targets``, the A curve is the record's nfc-grid rows at the same ``bpp=`` settings and the
+anchors are the record's JPEG / WebP / AVIF rows of that image.  Printed per image and as the mean
+over images (akima, as ``nfc eval``): BD-rate of A and of B against each anchor, and of B against A.
+Only rates both curves measured enter, so the figures cover ``targets``, not the record's four rates.
+A curve whose quality does not rise with its rate has no BD-rate (nan) and the means skip it, as
+``nfc eval``'s do.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from collections import defaultdict
+
+import numpy as np
+
+from nfcodec.bdrate import bd_rate
+from nfcodec.errors import ConfigError
+
+AB = os.path.join(os.path.dirname(__file__), "results", "grid", "ab.jsonl")
+
+
+def _bd(anchor: list, test: list) -> float:
+    """BD-rate in percent; NaN for a curve whose quality does not rise with rate (as nfc eval skips it)."""
+    try:
+        return bd_rate(*zip(*anchor), *zip(*test)).value
+    except ConfigError:
+        return float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--csv", required=True, help="the nfc eval results.csv of the A rows and the anchors")
+    ap.add_argument("--knobs", required=True, help="the B rows' knobs, as grid_ab.py recorded them")
+    ap.add_argument("--targets", type=float, nargs="+", required=True)
+    ap.add_argument("--anchors", nargs="+", default=["jpeg", "webp", "avif"])
+    args = ap.parse_args()
+    record: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)
+    for r in csv.DictReader(open(args.csv)):
+        record[(os.path.basename(r["file"]), r["codec"])].append((float(r["bpp"]), float(r["psnr"]), r["setting"]))
+    b: dict[str, dict[float, tuple[float, float]]] = defaultdict(dict)
+    for line in open(AB):
+        row = json.loads(line)
+        if row.get("config") == "B" and row.get("knobs") == args.knobs and row["target"] in args.targets:
+            b[row["image"]][row["target"]] = (row["bpp"], row["psnr"])   # the last row of a pair wins
+    table = defaultdict(list)
+    for image in sorted(b):
+        if len(b[image]) < len(args.targets):
+            continue
+        a = sorted((r, q) for r, q, s in record[(image, "nfc-grid")]
+                   if s.startswith("bpp=") and float(s[4:]) in args.targets)
+        if len(a) < len(args.targets):
+            continue
+        bb = sorted(b[image].values())
+        cells = []
+        for anchor in args.anchors:
+            pts = sorted((r, q) for r, q, _ in record[(image, anchor)])
+            for name, curve in (("A", a), ("B", bb)):
+                v = _bd(pts, curve)
+                table[f"{name} vs {anchor}"].append(v)
+                cells.append(f"{name} vs {anchor} {v:+.1f}%")
+        v = _bd(a, bb)
+        table["B vs A"].append(v)
+        print(f"{image}: " + ", ".join(cells) + f", B vs A {v:+.1f}%")
+    if not table:
+        raise SystemExit("no image has B rows at every target and A rows in the record")
+    n = len(table["B vs A"])
+    print(f"mean over {n} images (targets {' '.join(f'{t:g}' for t in args.targets)}): "
+          + ", ".join(f"{k} {np.nanmean(v):+.1f}% ({np.count_nonzero(~np.isnan(v))} files)" for k, v in table.items()))
+
+
+if __name__ == "__main__":
+    main()
