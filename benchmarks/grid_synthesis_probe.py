@@ -53,7 +53,8 @@ def make_field(parts: set[str]):
             self.factors = sorted([*range(levels), *(int(p[1:]) for p in parts if p[:1] == "c" and p[1:].isdigit())])
             super().__init__(height, width, len(self.factors), (24, 24) if "wide" in parts else hidden, head_kernel,
                              arm_hidden)
-            self.sizes = [(-(-height >> l), -(-width >> l)) for l in self.factors]
+            sizes = mg.latent_sizes(height, width, levels)
+            self.sizes = [sizes[l] for l in self.factors]
             self.latents = nn.ParameterList(nn.Parameter(torch.zeros(h, w)) for h, w in self.sizes)
             self.up_mode = "bicubic" if "bicubic" in parts else "bilinear"
             self.res = nn.ModuleList()
