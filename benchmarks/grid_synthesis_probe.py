@@ -19,6 +19,9 @@ Variants (combine with ``+``):
   cN         one more latent channel at level N (c0: two full-resolution planes; repeatable)
   sin        a sine first hidden layer (sin(W x + b), torch's default init) instead of GELU
   KEY=VALUE  a GridConfig field for this variant (e.g. grid_lr=0.1, grid_synthesis_lr_scale=0.2)
+  init:PATH  start the synthesis and rate parameters from a fit saved with --save (a warm start)
+
+``--save DIR`` writes each fit's synthesis and rate parameters to DIR/<image>-<variant>.npz.
 
 Rows are appended to ``benchmarks/results/grid/synthesis_probe.jsonl``.  Run it alone.
 """
@@ -64,6 +67,13 @@ def make_field(parts: set[str]):
             if "res2" in parts:
                 self.res.extend([nn.Conv2d(3, 8, 3), nn.Conv2d(8, 3, 3)])
                 nn.init.zeros_(self.res[-1].weight), nn.init.zeros_(self.res[-1].bias)
+            for p in parts:
+                if p.startswith("init:"):
+                    with np.load(p[5:]) as saved:
+                        with torch.no_grad():
+                            for name, t in self.named_parameters():
+                                if name in saved.files:
+                                    t.copy_(torch.from_numpy(saved[name]))
 
         def synthesis_parameters(self):
             return [*super().synthesis_parameters(), *(p for m in self.res for p in m.parameters())]
@@ -107,6 +117,7 @@ def main() -> None:
     ap.add_argument("--bpp", type=float, required=True)
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--variant", action="append", required=True)
+    ap.add_argument("--save", metavar="DIR", help="save each fit's synthesis and rate parameters here (.npz)")
     args = ap.parse_args()
     config = get_preset(args.preset, arch="grid")
     for path in args.images:
@@ -114,7 +125,8 @@ def main() -> None:
         image = image[0] if image.ndim == 4 else image
         for variant in args.variant:
             parts = set(variant.split("+"))
-            sets = {k: type(getattr(config.grid, k))(v) for k, v in (p.split("=", 1) for p in parts if "=" in p)}
+            sets = {k: type(getattr(config.grid, k))(v) for k, v in (p.split("=", 1) for p in parts
+                                                                      if "=" in p and not p.startswith("init:"))}
             cfg = dataclasses.replace(config, grid=dataclasses.replace(config.grid, **sets))
             mg.GridField = make_field(parts)
             try:
@@ -131,6 +143,11 @@ def main() -> None:
             row = {"image": os.path.basename(path), "variant": variant, "preset": args.preset, "target": args.bpp,
                    "psnr": 10 * math.log10(255 ** 2 / mse), "bpp": bits.item() / target.shape[0],
                    "lambda": info["lambda"], "grid_lr": cfg.grid.grid_lr, "seconds": time.perf_counter() - t0}
+            if args.save:
+                os.makedirs(args.save, exist_ok=True)
+                name = f"{os.path.splitext(os.path.basename(path))[0]}-{variant.replace('/', '_')}.npz"
+                np.savez(os.path.join(args.save, name), **{k: v.detach().numpy() for k, v in model.named_parameters()
+                                                           if not k.startswith("latents")})
             print(json.dumps(row), flush=True)
             with open(OUT, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
