@@ -16,6 +16,7 @@ Variants (combine with ``+``):
   res1       a 3x3 residual convolution on the RGB output (3 -> 3, zero init, replicate padding)
   res2       a residual block on the RGB output: 3x3 conv 3 -> 8, GELU, 3x3 conv 8 -> 3 (zero init)
   wide       synthesis hidden (24, 24) instead of the preset's
+  hAxB       synthesis hidden (A, B) instead of the preset's (h32x32; hA for one hidden layer)
   cN         one more latent channel at level N (c0: two full-resolution planes; repeatable)
   sin        a sine first hidden layer (sin(W x + b), torch's default init) instead of GELU
   KEY=VALUE  a GridConfig field for this variant (e.g. grid_lr=0.1, grid_synthesis_lr_scale=0.2)
@@ -54,8 +55,9 @@ def make_field(parts: set[str]):
         def __init__(self, height, width, levels=7, hidden=(16,), head_kernel=1, arm_hidden=0):
             # cN: one more latent channel at level N (another plane of that level's size)
             self.factors = sorted([*range(levels), *(int(p[1:]) for p in parts if p[:1] == "c" and p[1:].isdigit())])
-            super().__init__(height, width, len(self.factors), (24, 24) if "wide" in parts else hidden, head_kernel,
-                             arm_hidden)
+            sized = [tuple(int(n) for n in p[1:].split("x")) for p in parts if p[:1] == "h" and p[1:2].isdigit()]
+            hidden = (24, 24) if "wide" in parts else sized[0] if sized else hidden
+            super().__init__(height, width, len(self.factors), hidden, head_kernel, arm_hidden)
             sizes = mg.latent_sizes(height, width, levels)
             self.sizes = [sizes[l] for l in self.factors]
             self.latents = nn.ParameterList(nn.Parameter(torch.zeros(h, w)) for h, w in self.sizes)

@@ -286,8 +286,13 @@ class GridConfig:
     grid_crop: int = 0               # crop side of the training steps (0: whole image)
     grid_lr: float = 5e-2
     grid_ste_lr: float = 2e-3
-    # The synthesis network's learning rate as a multiple of the latents' (both phases).
+    # The synthesis network's learning rate as a multiple of grid_lr (both phases).
     grid_synthesis_lr_scale: float = 1.0
+    # The latents' learning rate at high rates (0: grid_lr at every rate): a fit starting at the
+    # lambda of a --bpp 1.0 target or below trains the latents (and the rate model) at grid_lr_high,
+    # one at GRID_DEFAULT_LAMBDA (about 0.5 bpp) or above at grid_lr, in between geometrically in
+    # lambda (nfcodec.grid_encoder.latent_lr); the synthesis stays at grid_lr x grid_synthesis_lr_scale.
+    grid_lr_high: float = 0.0
     grid_lambda: float = 0.0
     grid_weight_bits: int = 0       # synthesis weight bit depth (0: searched among 6..10)
     # Noise phase quantizer: "noise" (y + U(-1/2, 1/2)) or "softround" (C3 / Cool-chic: soft
@@ -318,6 +323,7 @@ class GridConfig:
         _check("grid_lr", self.grid_lr, 1e-7, 1.0)
         _check("grid_ste_lr", self.grid_ste_lr, 1e-8, 1.0)
         _check("grid_synthesis_lr_scale", self.grid_synthesis_lr_scale, 1e-4, 100.0)
+        _check("grid_lr_high", self.grid_lr_high, 0.0, 1.0)
         _check("grid_lambda", self.grid_lambda, 0.0, 100.0)
         _check("grid_weight_bits", self.grid_weight_bits, 0, 16)
         _check("grid_arm", self.grid_arm, 0, 32)
@@ -434,18 +440,28 @@ VIDEO_PRESETS: dict[str, CodecConfig] = {
 
 # Latent-grid presets (arch grid, images) for 768x512 on 2 CPU cores (docs/benchmarks.md, "Latent
 # grid"): fast measured 73 s (target <= 2 min), default 196-229 s (target <= 10 min); high is for GPUs.
-#: The latents' learning rate of the fast and default presets: 0.1 against GridConfig's 0.05 gave
-#: +0.17 / +0.31 / +0.29 / +0.46 dB at --bpp 0.25 / 0.5 / 1.0 / 1.5 on kodim01/03/05/09 (default
-#: preset; BD-rate -6.3% over those rates), 0.2 lost 1.5 dB (docs/benchmarks.md, tenth round).  Not measured for high's
-#: 5000 steps nor for video grids, which keep 0.05.
+#: The learning rates of the fast and default presets: the latents at GRID_PRESET_LR up to 0.5 bpp
+#: and GRID_PRESET_LR_HIGH from 1 bpp (GridConfig.grid_lr_high), the synthesis network at
+#: GRID_PRESET_LR x GRID_PRESET_SYNTHESIS_LR_SCALE = 0.05.  Tenth round: one rate of 0.1 for both
+#: against GridConfig's 0.05 gave +0.17 / +0.31 / +0.29 / +0.46 dB at --bpp 0.25 / 0.5 / 1.0 / 1.5 on
+#: kodim01/03/05/09, and 0.2 for both diverged.  Twelfth round: the divergence is the synthesis's;
+#: with the synthesis at 0.05, latents at 0.2 lifted the smooth images' high rates by 2-3 dB in a
+#: training-only probe (kodim03 and kodim12 at --bpp 1.5, fast preset) and cost kodim01 at 0.25 bpp
+#: (docs/benchmarks.md, twelfth round).  Not measured for high's 5000 steps nor for video grids,
+#: which keep 0.05 for both.
 GRID_PRESET_LR = 0.1
+GRID_PRESET_LR_HIGH = 0.2
+GRID_PRESET_SYNTHESIS_LR_SCALE = 0.5
 GRID_PRESETS: dict[str, CodecConfig] = {
     # Whole-image steps (random crops measured worse per second: docs/benchmarks.md, "Latent grid").
     "fast": CodecConfig(ModelConfig(arch="grid"),
                         grid=GridConfig(grid_iters=400, grid_ste_iters=100, grid_crop=0, grid_arm_steps=1500,
-                                        grid_lr=GRID_PRESET_LR)),
+                                        grid_lr=GRID_PRESET_LR, grid_lr_high=GRID_PRESET_LR_HIGH,
+                                        grid_synthesis_lr_scale=GRID_PRESET_SYNTHESIS_LR_SCALE)),
     "default": CodecConfig(ModelConfig(arch="grid"),
-                           grid=GridConfig(grid_iters=1200, grid_ste_iters=300, grid_crop=0, grid_lr=GRID_PRESET_LR)),
+                           grid=GridConfig(grid_iters=1200, grid_ste_iters=300, grid_crop=0, grid_lr=GRID_PRESET_LR,
+                                           grid_lr_high=GRID_PRESET_LR_HIGH,
+                                           grid_synthesis_lr_scale=GRID_PRESET_SYNTHESIS_LR_SCALE)),
     "high": CodecConfig(ModelConfig(arch="grid", grid_hidden=(32, 32)),
                         grid=GridConfig(grid_iters=4000, grid_ste_iters=1000, grid_crop=0)),
 }

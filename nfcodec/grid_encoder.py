@@ -97,6 +97,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
                             {"params": model.synthesis_parameters()}], lr=g.grid_lr)
     crop = g.grid_crop if 0 < g.grid_crop < max(H, W) else 0
     total = g.grid_iters + g.grid_ste_iters
+    latent_gain = latent_lr(g, lam) / g.grid_lr     # the latents' (and rate model's) rate over grid_lr
     log_lam, psnr_now = math.log(lam), 0.0
     controlled = target_bpp is not None or target_psnr is not None
     if control_start is None:
@@ -126,8 +127,8 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
             box, tgt = (y0, x0, ch, cw), target[y0:y0 + ch, x0:x0 + cw].reshape(-1, 3)
         else:
             box, tgt = None, flat
-        opt.param_groups[0]["lr"] = lr
-        opt.param_groups[1]["lr"] = lr * (ARM_RATE_LR_SCALE if joint else 1.0)
+        opt.param_groups[0]["lr"] = lr * latent_gain
+        opt.param_groups[1]["lr"] = lr * latent_gain * (ARM_RATE_LR_SCALE if joint else 1.0)
         opt.param_groups[2]["lr"] = lr * g.grid_synthesis_lr_scale
         soft = _soft_schedule(it, g.grid_iters) if noise and g.grid_quantizer == "softround" else None
         if cuts:    # a streamable file: one coarser level's distortion too (grid_prefix_weight)
@@ -152,7 +153,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         if progress is not None and (it % 50 == 0 or it == total - 1):
             progress(it + 1, total, psnr_now)
     model = model.cpu()
-    summary = {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now,
+    summary = {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now, "latent_lr": g.grid_lr * latent_gain,
                "seconds": time.perf_counter() - t0, "device": str(device), "arm": arm}
     if calibration is not None and calibration.updates:
         summary["coder_over_proxy"] = calibration.ratio
@@ -355,6 +356,25 @@ def _records(tensors: list, hints: Optional[dict] = None) -> bytes:
     return encode_tensors(tensors, hints=hints)[len(write_uvarint(len(tensors))):]
 
 
+def latent_lr(g: Any, lam: float) -> float:
+    """The latents' learning rate of a fit that starts at lambda ``lam`` (config.grid ``g``):
+    ``grid_lr`` at GRID_DEFAULT_LAMBDA (about 0.5 bpp) or above, ``grid_lr_high`` (when set) at the
+    starting lambda of a --bpp 1.0 target or below, geometric in lambda between.  Smooth images at
+    high rates need large latents (fine steps relative to the unit rounding step) that a low rate
+    does not reach in the preset's steps (docs/grid.md, "Learning rates")."""
+    if g.grid_lr_high <= 0:
+        return g.grid_lr
+    lo, hi = math.log(_lambda_bpp(1.0)), math.log(GRID_DEFAULT_LAMBDA)
+    t = min(1.0, max(0.0, (hi - math.log(lam)) / (hi - lo)))
+    return g.grid_lr * (g.grid_lr_high / g.grid_lr) ** t
+
+
+def _lambda_bpp(bpp: float) -> float:
+    # a starting point only (the controller moves it): with the causal context model kodim04 measured
+    # 0.89 bpp at lambda 0.0015 (fast preset); lambda ~ bpp^-1.3 as measured on kodim01 before
+    return float(np.clip(GRID_DEFAULT_LAMBDA * (0.5 / bpp) ** 1.3, 1e-5, 1.0))
+
+
 def _lambda_for(config: CodecConfig, bpp: Optional[float], psnr: Optional[float] = None) -> float:
     if config.grid.grid_lambda > 0:
         return config.grid.grid_lambda
@@ -362,9 +382,7 @@ def _lambda_for(config: CodecConfig, bpp: Optional[float], psnr: Optional[float]
         return float(np.clip(PSNR_LAMBDA_PER_MSE * 4.0 * 10 ** (-psnr / 10), 1e-6, 1.0))
     if bpp is None:
         return GRID_DEFAULT_LAMBDA
-    # a starting point only (the controller moves it): with the causal context model kodim04 measured
-    # 0.89 bpp at lambda 0.0015 (fast preset); lambda ~ bpp^-1.3 as measured on kodim01 before
-    return float(np.clip(GRID_DEFAULT_LAMBDA * (0.5 / bpp) ** 1.3, 1e-5, 1.0))
+    return _lambda_bpp(bpp)
 
 
 def _mse(a: np.ndarray, b: np.ndarray) -> float:
