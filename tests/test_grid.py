@@ -421,25 +421,38 @@ def test_psnr_refits_with_the_winding_rule_when_the_target_is_missed(monkeypatch
     assert len(fits) == 1
 
 
-@pytest.mark.parametrize("scale", [1.0, 0.25])
-def test_synthesis_learning_rate_scale(scale):
-    """grid_synthesis_lr_scale: Adam's first step moves every latent by grid_lr and every synthesis
-    weight by grid_lr x scale (the first step of Adam is the gradient's sign times the rate)."""
+@pytest.mark.parametrize("scale, high, bpp, latent", [(1.0, 0.0, None, 0.04), (0.25, 0.0, None, 0.04),
+                                                      (0.5, 0.08, 1.0, 0.08), (0.5, 0.08, 1.5, 0.08),
+                                                      (0.5, 0.08, 0.75, 0.06), (0.5, 0.08, 0.5, 0.04),
+                                                      (0.5, 0.08, 0.25, 0.04)])
+def test_synthesis_and_latent_learning_rates(scale, high, bpp, latent):
+    """grid_synthesis_lr_scale: Adam's first step moves every synthesis weight by grid_lr x scale
+    (the first step of Adam is the gradient's sign times the rate); the latents move by grid_lr,
+    or with grid_lr_high by the rate latent_lr gives the fit's starting lambda: grid_lr_high from
+    a --bpp 1.0 target's lambda, grid_lr from 0.5 bpp's, geometric in lambda between (0.75 bpp:
+    grid_lr x 1.5, since lambda goes as bpp^-1.3)."""
     from types import SimpleNamespace
 
-    from nfcodec.config import GridConfig, get_preset
-    from nfcodec.grid_encoder import fit_grid
+    from nfcodec.config import GRID_DEFAULT_LAMBDA, GridConfig, get_preset
+    from nfcodec.grid_encoder import _lambda_for, fit_grid, latent_lr
 
     image = medium_image()[:24, :32]
     record = SimpleNamespace(levels=3, hidden=(8,), head_kernel=1)
     base = get_preset("fast", arch="grid")
+    grid = GridConfig(grid_iters=0, grid_ste_iters=0, grid_lr=0.04, grid_synthesis_lr_scale=scale, grid_lr_high=high)
+    lam = 0.01 if bpp is None else _lambda_for(dataclasses.replace(base, grid=grid), bpp)
+    assert latent_lr(grid, lam) == pytest.approx(latent, rel=1e-9)
+    assert latent_lr(grid, GRID_DEFAULT_LAMBDA) == 0.04
     moved = []
     for iters in (0, 1):
-        grid = GridConfig(grid_iters=iters, grid_ste_iters=0, grid_lr=0.04, grid_synthesis_lr_scale=scale)
-        model, _ = fit_grid(image, dataclasses.replace(base, grid=grid), record, lam=0.01)
+        model, fit = fit_grid(image, dataclasses.replace(base, grid=dataclasses.replace(grid, grid_iters=iters)),
+                              record, lam=lam)
         moved.append([p.detach().clone() for p in (*model.latents, *model.synthesis_parameters())])
+    assert fit["latent_lr"] == pytest.approx(latent, rel=1e-9)
     steps = [(b - a).abs().max().item() for a, b in zip(*moved)]
-    assert steps[:3] == pytest.approx([0.04] * 3, rel=1e-4)
+    assert steps[:3] == pytest.approx([latent] * 3, rel=1e-4)
     assert steps[3:] == pytest.approx([0.04 * scale] * (len(steps) - 3), rel=1e-4)
     with pytest.raises(ConfigError, match="grid_synthesis_lr_scale=0 outside"):
         GridConfig(grid_synthesis_lr_scale=0)
+    with pytest.raises(ConfigError, match="grid_lr_high=2 outside"):
+        GridConfig(grid_lr_high=2)
