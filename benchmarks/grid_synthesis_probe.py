@@ -144,7 +144,9 @@ def main() -> None:
             mse = torch.mean((rgb - torch.round((target + 1) * 127.5)) ** 2).item()
             row = {"image": os.path.basename(path), "variant": variant, "preset": args.preset, "target": args.bpp,
                    "psnr": 10 * math.log10(255 ** 2 / mse), "bpp": bits.item() / target.shape[0],
-                   "lambda": info["lambda"], "grid_lr": cfg.grid.grid_lr, "seconds": time.perf_counter() - t0}
+                   "lambda": info["lambda"], "grid_lr": cfg.grid.grid_lr, "grid_lr_high": cfg.grid.grid_lr_high,
+                   "synthesis_lr": cfg.grid.grid_lr * cfg.grid.grid_synthesis_lr_scale, "latent_lr": info["latent_lr"],
+                   "seconds": time.perf_counter() - t0}
             if args.save:
                 os.makedirs(args.save, exist_ok=True)
                 name = f"{os.path.splitext(os.path.basename(path))[0]}-{variant.replace('/', '_')}.npz"

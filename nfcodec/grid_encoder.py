@@ -97,7 +97,6 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
                             {"params": model.synthesis_parameters()}], lr=g.grid_lr)
     crop = g.grid_crop if 0 < g.grid_crop < max(H, W) else 0
     total = g.grid_iters + g.grid_ste_iters
-    latent_gain = latent_lr(g, lam) / g.grid_lr     # the latents' (and rate model's) rate over grid_lr
     log_lam, psnr_now = math.log(lam), 0.0
     controlled = target_bpp is not None or target_psnr is not None
     if control_start is None:
@@ -127,6 +126,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
             box, tgt = (y0, x0, ch, cw), target[y0:y0 + ch, x0:x0 + cw].reshape(-1, 3)
         else:
             box, tgt = None, flat
+        latent_gain = latent_lr(g, math.exp(log_lam)) / g.grid_lr   # the latents' and rate model's over grid_lr
         opt.param_groups[0]["lr"] = lr * latent_gain
         opt.param_groups[1]["lr"] = lr * latent_gain * (ARM_RATE_LR_SCALE if joint else 1.0)
         opt.param_groups[2]["lr"] = lr * g.grid_synthesis_lr_scale
@@ -153,7 +153,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         if progress is not None and (it % 50 == 0 or it == total - 1):
             progress(it + 1, total, psnr_now)
     model = model.cpu()
-    summary = {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now, "latent_lr": g.grid_lr * latent_gain,
+    summary = {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now, "latent_lr": latent_lr(g, math.exp(log_lam)),
                "seconds": time.perf_counter() - t0, "device": str(device), "arm": arm}
     if calibration is not None and calibration.updates:
         summary["coder_over_proxy"] = calibration.ratio
@@ -356,15 +356,24 @@ def _records(tensors: list, hints: Optional[dict] = None) -> bytes:
     return encode_tensors(tensors, hints=hints)[len(write_uvarint(len(tensors))):]
 
 
+#: The lambdas between which :func:`latent_lr` moves the latents' learning rate from grid_lr (at
+#: LR_LAMBDA_HI and above) to grid_lr_high (at LR_LAMBDA_LO and below), geometrically in lambda.
+#: In the tenth round's files at --bpp 1.0 and 1.5 the fits ended at 2-4e-3 on the textured kodim01
+#: and kodim05 (which the faster latents cost up to 1 dB) and at 0.9-3.5e-4 on the smooth kodim03
+#: and kodim09 (which they lift by 0.5-2.6 dB): docs/grid.md "Learning rates".
+LR_LAMBDA_HI, LR_LAMBDA_LO = 1e-3, 2.5e-4
+
+
 def latent_lr(g: Any, lam: float) -> float:
-    """The latents' learning rate of a fit that starts at lambda ``lam`` (config.grid ``g``):
-    ``grid_lr`` at GRID_DEFAULT_LAMBDA (about 0.5 bpp) or above, ``grid_lr_high`` (when set) at the
-    starting lambda of a --bpp 1.0 target or below, geometric in lambda between.  Smooth images at
-    high rates need large latents (fine steps relative to the unit rounding step) that a low rate
-    does not reach in the preset's steps (docs/grid.md, "Learning rates")."""
+    """The latents' learning rate (config.grid ``g``) at lambda ``lam``, the fit's current one (the
+    controller's, with a target): ``grid_lr`` at LR_LAMBDA_HI or above, ``grid_lr_high`` (when set)
+    at LR_LAMBDA_LO or below, geometric in lambda between.  A low lambda means a fit near the
+    high-quality end of its curve, where the latents must grow large (the unit rounding step fine
+    against the detail they carry), which they do not at ``grid_lr`` in the preset's steps
+    (docs/grid.md, "Learning rates")."""
     if g.grid_lr_high <= 0:
         return g.grid_lr
-    lo, hi = math.log(_lambda_bpp(1.0)), math.log(GRID_DEFAULT_LAMBDA)
+    hi, lo = math.log(LR_LAMBDA_HI), math.log(LR_LAMBDA_LO)
     t = min(1.0, max(0.0, (hi - math.log(lam)) / (hi - lo)))
     return g.grid_lr * (g.grid_lr_high / g.grid_lr) ** t
 

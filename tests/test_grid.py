@@ -421,28 +421,26 @@ def test_psnr_refits_with_the_winding_rule_when_the_target_is_missed(monkeypatch
     assert len(fits) == 1
 
 
-@pytest.mark.parametrize("scale, high, bpp, latent", [(1.0, 0.0, None, 0.04), (0.25, 0.0, None, 0.04),
-                                                      (0.5, 0.08, 1.0, 0.08), (0.5, 0.08, 1.5, 0.08),
-                                                      (0.5, 0.08, 0.75, 0.06), (0.5, 0.08, 0.5, 0.04),
-                                                      (0.5, 0.08, 0.25, 0.04)])
-def test_synthesis_and_latent_learning_rates(scale, high, bpp, latent):
+@pytest.mark.parametrize("scale, high, lam, latent", [(1.0, 0.0, 0.01, 0.04), (0.25, 0.0, 1e-5, 0.04),
+                                                      (0.5, 0.08, 0.05, 0.04), (0.5, 0.08, 1e-3, 0.04),
+                                                      (0.5, 0.08, 5e-4, 0.04 * 2**0.5), (0.5, 0.08, 2.5e-4, 0.08),
+                                                      (0.5, 0.08, 1e-5, 0.08)])
+def test_synthesis_and_latent_learning_rates(scale, high, lam, latent):
     """grid_synthesis_lr_scale: Adam's first step moves every synthesis weight by grid_lr x scale
     (the first step of Adam is the gradient's sign times the rate); the latents move by grid_lr,
-    or with grid_lr_high by the rate latent_lr gives the fit's starting lambda: grid_lr_high from
-    a --bpp 1.0 target's lambda, grid_lr from 0.5 bpp's, geometric in lambda between (0.75 bpp:
-    grid_lr x 1.5, since lambda goes as bpp^-1.3)."""
+    or with grid_lr_high by the rate latent_lr gives the fit's lambda: grid_lr from LR_LAMBDA_HI
+    (1e-3) up, grid_lr_high from LR_LAMBDA_LO (2.5e-4) down, geometric in lambda between."""
     from types import SimpleNamespace
 
-    from nfcodec.config import GRID_DEFAULT_LAMBDA, GridConfig, get_preset
-    from nfcodec.grid_encoder import _lambda_for, fit_grid, latent_lr
+    from nfcodec.config import GridConfig, get_preset
+    from nfcodec.grid_encoder import LR_LAMBDA_HI, LR_LAMBDA_LO, fit_grid, latent_lr
 
+    assert (LR_LAMBDA_HI, LR_LAMBDA_LO) == (1e-3, 2.5e-4)
     image = medium_image()[:24, :32]
     record = SimpleNamespace(levels=3, hidden=(8,), head_kernel=1)
     base = get_preset("fast", arch="grid")
     grid = GridConfig(grid_iters=0, grid_ste_iters=0, grid_lr=0.04, grid_synthesis_lr_scale=scale, grid_lr_high=high)
-    lam = 0.01 if bpp is None else _lambda_for(dataclasses.replace(base, grid=grid), bpp)
     assert latent_lr(grid, lam) == pytest.approx(latent, rel=1e-9)
-    assert latent_lr(grid, GRID_DEFAULT_LAMBDA) == 0.04
     moved = []
     for iters in (0, 1):
         model, fit = fit_grid(image, dataclasses.replace(base, grid=dataclasses.replace(grid, grid_iters=iters)),
@@ -456,3 +454,21 @@ def test_synthesis_and_latent_learning_rates(scale, high, bpp, latent):
         GridConfig(grid_synthesis_lr_scale=0)
     with pytest.raises(ConfigError, match="grid_lr_high=2 outside"):
         GridConfig(grid_lr_high=2)
+
+
+def test_latent_learning_rate_follows_the_controller():
+    """With a target the latents' rate follows the controller's lambda, not the starting one: a fit
+    started at lambda 1e-2 (grid_lr) that the controller drives down ends at latent_lr(final lambda)."""
+    from types import SimpleNamespace
+
+    from nfcodec.config import GridConfig, get_preset
+    from nfcodec.grid_encoder import fit_grid, latent_lr
+
+    image = medium_image()[:32, :32]
+    record = SimpleNamespace(levels=3, hidden=(8,), head_kernel=1)
+    grid = GridConfig(grid_iters=100, grid_ste_iters=0, grid_lr=0.04, grid_lr_high=0.08, grid_arm=0)
+    _, fit = fit_grid(image, dataclasses.replace(get_preset("fast", arch="grid"), grid=grid), record, lam=1e-2,
+                      target_bpp=8.0)
+    assert fit["lambda"] < 1e-3
+    assert fit["latent_lr"] == pytest.approx(latent_lr(grid, fit["lambda"]), rel=1e-9)
+    assert fit["latent_lr"] > 0.04
