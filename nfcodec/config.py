@@ -288,10 +288,11 @@ class GridConfig:
     grid_ste_lr: float = 2e-3
     # The synthesis network's learning rate as a multiple of grid_lr (both phases).
     grid_synthesis_lr_scale: float = 1.0
-    # The latents' learning rate at high rates (0: grid_lr at every rate): a fit starting at the
-    # lambda of a --bpp 1.0 target or below trains the latents (and the rate model) at grid_lr_high,
-    # one at GRID_DEFAULT_LAMBDA (about 0.5 bpp) or above at grid_lr, in between geometrically in
-    # lambda (nfcodec.grid_encoder.latent_lr); the synthesis stays at grid_lr x grid_synthesis_lr_scale.
+    # The latents' learning rate near the high-quality end (0: grid_lr always): while the fit's lambda
+    # (the controller's, with a target) is at LR_LAMBDA_LO (2.5e-4) or below the latents (and the rate
+    # model) train at grid_lr_high, at LR_LAMBDA_HI (1e-3) or above at grid_lr, in between
+    # geometrically in lambda (nfcodec.grid_encoder.latent_lr); the synthesis stays at
+    # grid_lr x grid_synthesis_lr_scale.
     grid_lr_high: float = 0.0
     grid_lambda: float = 0.0
     grid_weight_bits: int = 0       # synthesis weight bit depth (0: searched among 6..10)
@@ -440,15 +441,15 @@ VIDEO_PRESETS: dict[str, CodecConfig] = {
 
 # Latent-grid presets (arch grid, images) for 768x512 on 2 CPU cores (docs/benchmarks.md, "Latent
 # grid"): fast measured 73 s (target <= 2 min), default 196-229 s (target <= 10 min); high is for GPUs.
-#: The learning rates of the fast and default presets: the latents at GRID_PRESET_LR up to 0.5 bpp
-#: and GRID_PRESET_LR_HIGH from 1 bpp (GridConfig.grid_lr_high), the synthesis network at
-#: GRID_PRESET_LR x GRID_PRESET_SYNTHESIS_LR_SCALE = 0.05.  Tenth round: one rate of 0.1 for both
+#: The learning rates of the fast and default presets: the latents at GRID_PRESET_LR, rising to
+#: GRID_PRESET_LR_HIGH while the fit's lambda is low (GridConfig.grid_lr_high), the synthesis network
+#: at GRID_PRESET_LR x GRID_PRESET_SYNTHESIS_LR_SCALE = 0.05.  Tenth round: one rate of 0.1 for both
 #: against GridConfig's 0.05 gave +0.17 / +0.31 / +0.29 / +0.46 dB at --bpp 0.25 / 0.5 / 1.0 / 1.5 on
 #: kodim01/03/05/09, and 0.2 for both diverged.  Twelfth round: the divergence is the synthesis's;
 #: with the synthesis at 0.05, latents at 0.2 lifted the smooth images' high rates by 2-3 dB in a
-#: training-only probe (kodim03 and kodim12 at --bpp 1.5, fast preset) and cost kodim01 at 0.25 bpp
-#: (docs/benchmarks.md, twelfth round).  Not measured for high's 5000 steps nor for video grids,
-#: which keep 0.05 for both.
+#: training-only probe (kodim03 and kodim12 at --bpp 1.5, fast preset) and cost the textured kodim01
+#: and kodim05, whose fits run at a higher lambda, hence the rule on lambda (docs/grid.md "Learning
+#: rates").  Not measured for high's 5000 steps nor for video grids, which keep 0.05 for both.
 GRID_PRESET_LR = 0.1
 GRID_PRESET_LR_HIGH = 0.2
 GRID_PRESET_SYNTHESIS_LR_SCALE = 0.5
