@@ -545,7 +545,7 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
     img, d = reconstruct(data)
     frame_psnr = tuple(image_psnr(a, b) for a, b in zip(img, image)) if image.ndim == 4 else ()
     fr = FitResult(steps=(), seconds=fit["seconds"], train_psnr=fit["train_psnr"], device=fit["device"],
-                   extra={"lambda": lam, "delta": delta, "weight_bits": bits,
+                   extra={"lambda": lam, "delta": delta, "weight_bits": bits, "latent_lr": fit["latent_lr"],
                           **({"coder_over_proxy": fit["coder_over_proxy"]} if "coder_over_proxy" in fit else {}),
                           **({"arm_seconds": round(arm_seconds, 2)} if arm_seconds is not None else {}),
                           **({"tdelta": tdelta} if hasattr(record, "tdelta") else {})})

@@ -146,6 +146,7 @@ def test_arm_bpp_target_with_the_calibrated_controller(monkeypatch):
     r = nfcodec.encode(medium_image(), config=ARM_GRID.replace(grid_lambda=0.0), bpp=1.0)
     assert 0.95 * 1.0 <= r.bpp <= 1.0, r.bpp
     assert 0.5 < r.fit.extra["coder_over_proxy"] < 1.3, r.fit.extra
+    assert r.fit.extra["latent_lr"] == ge.latent_lr(ARM_GRID.grid, r.fit.extra["lambda"])
     # the network was fitted to the file's latents; whether it pays here is borderline (about 400
     # of 7,900 bytes) and the CPU fit is not bit-reproducible, so the chosen model is not asserted
     # (test_arm_codes_the_latents_in_fewer_bytes pins a file that uses it)
