@@ -153,8 +153,8 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         if progress is not None and (it % 50 == 0 or it == total - 1):
             progress(it + 1, total, psnr_now)
     model = model.cpu()
-    summary = {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now, "latent_lr": latent_lr(g, math.exp(log_lam)),
-               "seconds": time.perf_counter() - t0, "device": str(device), "arm": arm}
+    summary = {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now,
+               "latent_lr": latent_lr(g, math.exp(log_lam)), "seconds": time.perf_counter() - t0, "device": str(device), "arm": arm}
     if calibration is not None and calibration.updates:
         summary["coder_over_proxy"] = calibration.ratio
     return model, summary
@@ -378,12 +378,6 @@ def latent_lr(g: Any, lam: float) -> float:
     return g.grid_lr * (g.grid_lr_high / g.grid_lr) ** t
 
 
-def _lambda_bpp(bpp: float) -> float:
-    # a starting point only (the controller moves it): with the causal context model kodim04 measured
-    # 0.89 bpp at lambda 0.0015 (fast preset); lambda ~ bpp^-1.3 as measured on kodim01 before
-    return float(np.clip(GRID_DEFAULT_LAMBDA * (0.5 / bpp) ** 1.3, 1e-5, 1.0))
-
-
 def _lambda_for(config: CodecConfig, bpp: Optional[float], psnr: Optional[float] = None) -> float:
     if config.grid.grid_lambda > 0:
         return config.grid.grid_lambda
@@ -391,7 +385,9 @@ def _lambda_for(config: CodecConfig, bpp: Optional[float], psnr: Optional[float]
         return float(np.clip(PSNR_LAMBDA_PER_MSE * 4.0 * 10 ** (-psnr / 10), 1e-6, 1.0))
     if bpp is None:
         return GRID_DEFAULT_LAMBDA
-    return _lambda_bpp(bpp)
+    # a starting point only (the controller moves it): with the causal context model kodim04 measured
+    # 0.89 bpp at lambda 0.0015 (fast preset); lambda ~ bpp^-1.3 as measured on kodim01 before
+    return float(np.clip(GRID_DEFAULT_LAMBDA * (0.5 / bpp) ** 1.3, 1e-5, 1.0))
 
 
 def _mse(a: np.ndarray, b: np.ndarray) -> float:
