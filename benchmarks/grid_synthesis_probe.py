@@ -145,7 +145,7 @@ def main() -> None:
             row = {"image": os.path.basename(path), "variant": variant, "preset": args.preset, "target": args.bpp,
                    "psnr": 10 * math.log10(255 ** 2 / mse), "bpp": bits.item() / target.shape[0],
                    "lambda": info["lambda"], "grid_lr": cfg.grid.grid_lr, "grid_lr_high": cfg.grid.grid_lr_high,
-                   "synthesis_lr": cfg.grid.grid_lr * cfg.grid.grid_synthesis_lr_scale, "latent_lr": info["latent_lr"],
+                   "synthesis_lr": info["synthesis_lr"], "latent_lr": info["latent_lr"],
                    "seconds": time.perf_counter() - t0}
             if args.save:
                 os.makedirs(args.save, exist_ok=True)

@@ -291,9 +291,12 @@ class GridConfig:
     # The latents' learning rate near the high-quality end (0: grid_lr always): while the fit's lambda
     # (the controller's, with a target) is at LR_LAMBDA_LO (2.5e-4) or below the latents (and the rate
     # model) train at grid_lr_high, at LR_LAMBDA_HI (1e-3) or above at grid_lr, in between
-    # geometrically in lambda (nfcodec.grid_encoder.latent_lr); the synthesis stays at
-    # grid_lr x grid_synthesis_lr_scale.
+    # geometrically in lambda (nfcodec.grid_encoder.latent_lr).
     grid_lr_high: float = 0.0
+    # The synthesis's multiple of grid_lr at the same low lambdas (0: grid_synthesis_lr_scale at every
+    # lambda): grid_synthesis_lr_scale at LR_LAMBDA_HI or above, this at LR_LAMBDA_LO or below,
+    # geometric between (nfcodec.grid_encoder.synthesis_lr).
+    grid_synthesis_lr_scale_high: float = 0.0
     grid_lambda: float = 0.0
     grid_weight_bits: int = 0       # synthesis weight bit depth (0: searched among 6..10)
     # Noise phase quantizer: "noise" (y + U(-1/2, 1/2)) or "softround" (C3 / Cool-chic: soft
@@ -325,6 +328,7 @@ class GridConfig:
         _check("grid_ste_lr", self.grid_ste_lr, 1e-8, 1.0)
         _check("grid_synthesis_lr_scale", self.grid_synthesis_lr_scale, 1e-4, 100.0)
         _check("grid_lr_high", self.grid_lr_high, 0.0, 1.0)
+        _check("grid_synthesis_lr_scale_high", self.grid_synthesis_lr_scale_high, 0.0, 100.0)
         _check("grid_lambda", self.grid_lambda, 0.0, 100.0)
         _check("grid_weight_bits", self.grid_weight_bits, 0, 16)
         _check("grid_arm", self.grid_arm, 0, 32)

@@ -129,7 +129,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         latent_gain = latent_lr(g, math.exp(log_lam)) / g.grid_lr   # the latents' and rate model's over grid_lr
         opt.param_groups[0]["lr"] = lr * latent_gain
         opt.param_groups[1]["lr"] = lr * latent_gain * (ARM_RATE_LR_SCALE if joint else 1.0)
-        opt.param_groups[2]["lr"] = lr * g.grid_synthesis_lr_scale
+        opt.param_groups[2]["lr"] = lr * synthesis_lr(g, math.exp(log_lam)) / g.grid_lr
         soft = _soft_schedule(it, g.grid_iters) if noise and g.grid_quantizer == "softround" else None
         if cuts:    # a streamable file: one coarser level's distortion too (grid_prefix_weight)
             out, coarse, bits = model.forward_prefix("noise" if noise else "ste", cuts[int(rng.integers(len(cuts)))],
@@ -154,7 +154,8 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
             progress(it + 1, total, psnr_now)
     model = model.cpu()
     summary = {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now,
-               "latent_lr": latent_lr(g, math.exp(log_lam)), "seconds": time.perf_counter() - t0, "device": str(device), "arm": arm}
+               "latent_lr": latent_lr(g, math.exp(log_lam)), "synthesis_lr": synthesis_lr(g, math.exp(log_lam)),
+               "seconds": time.perf_counter() - t0, "device": str(device), "arm": arm}
     if calibration is not None and calibration.updates:
         summary["coder_over_proxy"] = calibration.ratio
     return model, summary
@@ -373,9 +374,25 @@ def latent_lr(g: Any, lam: float) -> float:
     (docs/grid.md, "Learning rates")."""
     if g.grid_lr_high <= 0:
         return g.grid_lr
+    return g.grid_lr * (g.grid_lr_high / g.grid_lr) ** _low_lambda_share(lam)
+
+
+def synthesis_lr(g: Any, lam: float) -> float:
+    """The synthesis network's learning rate at lambda ``lam`` by the same rule as :func:`latent_lr`:
+    ``grid_lr x grid_synthesis_lr_scale`` at LR_LAMBDA_HI or above, ``grid_lr x
+    grid_synthesis_lr_scale_high`` (when set) at LR_LAMBDA_LO or below, geometric between.  A synthesis
+    as fast as the latents diverges once they run at ``grid_lr_high``, while held slow it costs the
+    high-lambda (textured) fits ~0.3 dB (docs/grid.md, "Learning rates")."""
+    scale = g.grid_synthesis_lr_scale
+    if g.grid_synthesis_lr_scale_high > 0:
+        scale *= (g.grid_synthesis_lr_scale_high / scale) ** _low_lambda_share(lam)
+    return g.grid_lr * scale
+
+
+def _low_lambda_share(lam: float) -> float:
+    """0 at LR_LAMBDA_HI or above, 1 at LR_LAMBDA_LO or below, linear in log lambda between."""
     hi, lo = math.log(LR_LAMBDA_HI), math.log(LR_LAMBDA_LO)
-    t = min(1.0, max(0.0, (hi - math.log(lam)) / (hi - lo)))
-    return g.grid_lr * (g.grid_lr_high / g.grid_lr) ** t
+    return min(1.0, max(0.0, (hi - math.log(lam)) / (hi - lo)))
 
 
 def _lambda_for(config: CodecConfig, bpp: Optional[float], psnr: Optional[float] = None) -> float:
@@ -542,6 +559,7 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
     frame_psnr = tuple(image_psnr(a, b) for a, b in zip(img, image)) if image.ndim == 4 else ()
     fr = FitResult(steps=(), seconds=fit["seconds"], train_psnr=fit["train_psnr"], device=fit["device"],
                    extra={"lambda": lam, "delta": delta, "weight_bits": bits, "latent_lr": fit["latent_lr"],
+                          "synthesis_lr": fit["synthesis_lr"],
                           **({"coder_over_proxy": fit["coder_over_proxy"]} if "coder_over_proxy" in fit else {}),
                           **({"arm_seconds": round(arm_seconds, 2)} if arm_seconds is not None else {}),
                           **({"tdelta": tdelta} if hasattr(record, "tdelta") else {})})

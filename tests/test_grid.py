@@ -147,6 +147,7 @@ def test_arm_bpp_target_with_the_calibrated_controller(monkeypatch):
     assert 0.95 * 1.0 <= r.bpp <= 1.0, r.bpp
     assert 0.5 < r.fit.extra["coder_over_proxy"] < 1.3, r.fit.extra
     assert r.fit.extra["latent_lr"] == ge.latent_lr(ARM_GRID.grid, r.fit.extra["lambda"])
+    assert r.fit.extra["synthesis_lr"] == ge.synthesis_lr(ARM_GRID.grid, r.fit.extra["lambda"])
     # the network was fitted to the file's latents; whether it pays here is borderline (about 400
     # of 7,900 bytes) and the CPU fit is not bit-reproducible, so the chosen model is not asserted
     # (test_arm_codes_the_latents_in_fewer_bytes pins a file that uses it)
@@ -422,39 +423,48 @@ def test_psnr_refits_with_the_winding_rule_when_the_target_is_missed(monkeypatch
     assert len(fits) == 1
 
 
-@pytest.mark.parametrize("scale, high, lam, latent", [(1.0, 0.0, 0.01, 0.04), (0.25, 0.0, 1e-5, 0.04),
-                                                      (0.5, 0.08, 0.05, 0.04), (0.5, 0.08, 1e-3, 0.04),
-                                                      (0.5, 0.08, 5e-4, 0.04 * 2**0.5), (0.5, 0.08, 2.5e-4, 0.08),
-                                                      (0.5, 0.08, 1e-5, 0.08)])
-def test_synthesis_and_latent_learning_rates(scale, high, lam, latent):
-    """grid_synthesis_lr_scale: Adam's first step moves every synthesis weight by grid_lr x scale
-    (the first step of Adam is the gradient's sign times the rate); the latents move by grid_lr,
-    or with grid_lr_high by the rate latent_lr gives the fit's lambda: grid_lr from LR_LAMBDA_HI
-    (1e-3) up, grid_lr_high from LR_LAMBDA_LO (2.5e-4) down, geometric in lambda between."""
+@pytest.mark.parametrize("scale, high, synth_high, lam, latent, synthesis", [
+    (1.0, 0.0, 0.0, 0.01, 0.04, 0.04), (0.25, 0.0, 0.0, 1e-5, 0.04, 0.01),
+    (0.5, 0.08, 0.0, 0.05, 0.04, 0.02), (0.5, 0.08, 0.0, 1e-3, 0.04, 0.02),
+    (0.5, 0.08, 0.0, 5e-4, 0.04 * 2**0.5, 0.02), (0.5, 0.08, 0.0, 2.5e-4, 0.08, 0.02),
+    (0.5, 0.08, 0.0, 1e-5, 0.08, 0.02),
+    # the synthesis's rate on the same rule: grid_lr x scale at high lambda, x synth_high at low
+    (1.0, 0.08, 0.5, 0.01, 0.04, 0.04), (1.0, 0.08, 0.5, 5e-4, 0.04 * 2**0.5, 0.04 * 2**-0.5),
+    (1.0, 0.08, 0.5, 2.5e-4, 0.08, 0.02), (1.0, 0.0, 0.25, 1e-5, 0.04, 0.01)])
+def test_synthesis_and_latent_learning_rates(scale, high, synth_high, lam, latent, synthesis):
+    """Adam's first step moves every synthesis weight by synthesis_lr (the first step of Adam is the
+    gradient's sign times the rate): grid_lr x grid_synthesis_lr_scale, or with
+    grid_synthesis_lr_scale_high that scale from LR_LAMBDA_HI (1e-3) up and grid_lr x
+    grid_synthesis_lr_scale_high from LR_LAMBDA_LO (2.5e-4) down, geometric in lambda between; the
+    latents move by grid_lr, or with grid_lr_high by latent_lr on the same rule."""
     from types import SimpleNamespace
 
     from nfcodec.config import GridConfig, get_preset
-    from nfcodec.grid_encoder import LR_LAMBDA_HI, LR_LAMBDA_LO, fit_grid, latent_lr
+    from nfcodec.grid_encoder import LR_LAMBDA_HI, LR_LAMBDA_LO, fit_grid, latent_lr, synthesis_lr
 
     assert (LR_LAMBDA_HI, LR_LAMBDA_LO) == (1e-3, 2.5e-4)
     image = medium_image()[:24, :32]
     record = SimpleNamespace(levels=3, hidden=(8,), head_kernel=1)
     base = get_preset("fast", arch="grid")
-    grid = GridConfig(grid_iters=0, grid_ste_iters=0, grid_lr=0.04, grid_synthesis_lr_scale=scale, grid_lr_high=high)
+    grid = GridConfig(grid_iters=0, grid_ste_iters=0, grid_lr=0.04, grid_synthesis_lr_scale=scale, grid_lr_high=high,
+                      grid_synthesis_lr_scale_high=synth_high)
     assert latent_lr(grid, lam) == pytest.approx(latent, rel=1e-9)
+    assert synthesis_lr(grid, lam) == pytest.approx(synthesis, rel=1e-9)
     moved = []
     for iters in (0, 1):
         model, fit = fit_grid(image, dataclasses.replace(base, grid=dataclasses.replace(grid, grid_iters=iters)),
                               record, lam=lam)
         moved.append([p.detach().clone() for p in (*model.latents, *model.synthesis_parameters())])
-    assert fit["latent_lr"] == pytest.approx(latent, rel=1e-9)
+    assert (fit["latent_lr"], fit["synthesis_lr"]) == pytest.approx((latent, synthesis), rel=1e-9)
     steps = [(b - a).abs().max().item() for a, b in zip(*moved)]
     assert steps[:3] == pytest.approx([latent] * 3, rel=1e-4)
-    assert steps[3:] == pytest.approx([0.04 * scale] * (len(steps) - 3), rel=1e-4)
+    assert steps[3:] == pytest.approx([synthesis] * (len(steps) - 3), rel=1e-4)
     with pytest.raises(ConfigError, match="grid_synthesis_lr_scale=0 outside"):
         GridConfig(grid_synthesis_lr_scale=0)
     with pytest.raises(ConfigError, match="grid_lr_high=2 outside"):
         GridConfig(grid_lr_high=2)
+    with pytest.raises(ConfigError, match="grid_synthesis_lr_scale_high=200 outside"):
+        GridConfig(grid_synthesis_lr_scale_high=200)
 
 
 def test_latent_learning_rate_follows_the_controller():
@@ -463,13 +473,16 @@ def test_latent_learning_rate_follows_the_controller():
     from types import SimpleNamespace
 
     from nfcodec.config import GridConfig, get_preset
-    from nfcodec.grid_encoder import fit_grid, latent_lr
+    from nfcodec.grid_encoder import fit_grid, latent_lr, synthesis_lr
 
     image = medium_image()[:32, :32]
     record = SimpleNamespace(levels=3, hidden=(8,), head_kernel=1)
-    grid = GridConfig(grid_iters=100, grid_ste_iters=0, grid_lr=0.04, grid_lr_high=0.08, grid_arm=0)
+    grid = GridConfig(grid_iters=100, grid_ste_iters=0, grid_lr=0.04, grid_lr_high=0.08, grid_synthesis_lr_scale_high=0.5,
+                      grid_arm=0)
     _, fit = fit_grid(image, dataclasses.replace(get_preset("fast", arch="grid"), grid=grid), record, lam=1e-2,
                       target_bpp=8.0)
     assert fit["lambda"] < 1e-3
     assert fit["latent_lr"] == pytest.approx(latent_lr(grid, fit["lambda"]), rel=1e-9)
     assert fit["latent_lr"] > 0.04
+    assert fit["synthesis_lr"] == pytest.approx(synthesis_lr(grid, fit["lambda"]), rel=1e-9)
+    assert fit["synthesis_lr"] < 0.04
