@@ -27,7 +27,7 @@ from nfcodec.errors import ConfigError
 AB = os.path.join(os.path.dirname(__file__), "results", "grid", "ab.jsonl")
 
 
-def _bd(anchor: list, test: list) -> float:
+def bd_percent(anchor: list, test: list) -> float:
     """BD-rate in percent; NaN for a curve whose quality does not rise with rate (as nfc eval skips it)."""
     try:
         return bd_rate(*zip(*anchor), *zip(*test)).value
@@ -63,10 +63,10 @@ def main() -> None:
         for anchor in args.anchors:
             pts = sorted((r, q) for r, q, _ in record[(image, anchor)])
             for name, curve in (("A", a), ("B", bb)):
-                v = _bd(pts, curve)
+                v = bd_percent(pts, curve)
                 table[f"{name} vs {anchor}"].append(v)
                 cells.append(f"{name} vs {anchor} {v:+.1f}%")
-        v = _bd(a, bb)
+        v = bd_percent(a, bb)
         table["B vs A"].append(v)
         print(f"{image}: " + ", ".join(cells) + f", B vs A {v:+.1f}%")
     if not table:

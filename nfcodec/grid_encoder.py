@@ -372,9 +372,7 @@ def latent_lr(g: Any, lam: float) -> float:
     high-quality end of its curve, where the latents must grow large (the unit rounding step fine
     against the detail they carry), which they do not at ``grid_lr`` in the preset's steps
     (docs/grid.md, "Learning rates")."""
-    if g.grid_lr_high <= 0:
-        return g.grid_lr
-    return g.grid_lr * (g.grid_lr_high / g.grid_lr) ** _low_lambda_share(lam)
+    return _on_lambda_rule(g.grid_lr, g.grid_lr_high, lam)
 
 
 def synthesis_lr(g: Any, lam: float) -> float:
@@ -383,16 +381,16 @@ def synthesis_lr(g: Any, lam: float) -> float:
     grid_synthesis_lr_scale_high`` (when set) at LR_LAMBDA_LO or below, geometric between.  A synthesis
     as fast as the latents diverges once they run at ``grid_lr_high``, while held slow it costs the
     high-lambda (textured) fits ~0.3 dB (docs/grid.md, "Learning rates")."""
-    scale = g.grid_synthesis_lr_scale
-    if g.grid_synthesis_lr_scale_high > 0:
-        scale *= (g.grid_synthesis_lr_scale_high / scale) ** _low_lambda_share(lam)
-    return g.grid_lr * scale
+    return g.grid_lr * _on_lambda_rule(g.grid_synthesis_lr_scale, g.grid_synthesis_lr_scale_high, lam)
 
 
-def _low_lambda_share(lam: float) -> float:
-    """0 at LR_LAMBDA_HI or above, 1 at LR_LAMBDA_LO or below, linear in log lambda between."""
+def _on_lambda_rule(at_hi: float, at_lo: float, lam: float) -> float:
+    """``at_hi`` at LR_LAMBDA_HI or above, ``at_lo`` (0: ``at_hi`` everywhere) at LR_LAMBDA_LO or below,
+    geometric in lambda between."""
+    if at_lo <= 0:
+        return at_hi
     hi, lo = math.log(LR_LAMBDA_HI), math.log(LR_LAMBDA_LO)
-    return min(1.0, max(0.0, (hi - math.log(lam)) / (hi - lo)))
+    return at_hi * (at_lo / at_hi) ** min(1.0, max(0.0, (hi - math.log(lam)) / (hi - lo)))
 
 
 def _lambda_for(config: CodecConfig, bpp: Optional[float], psnr: Optional[float] = None) -> float:
