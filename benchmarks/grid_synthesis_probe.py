@@ -43,7 +43,7 @@ from torch import nn
 
 import nfcodec.models.grid as mg
 from nfcodec.config import get_preset
-from nfcodec.grid_encoder import _lambda_for, fit_grid
+from nfcodec.grid_encoder import start_lambda, fit_grid
 from nfcodec.media import load_image
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "grid", "synthesis_probe.jsonl")
@@ -134,7 +134,7 @@ def main() -> None:
             try:
                 record = SimpleNamespace(levels=7, hidden=tuple(config.model.grid_hidden), head_kernel=1)
                 t0 = time.perf_counter()
-                model, info = fit_grid(image, cfg, record, lam=_lambda_for(cfg, args.bpp), target_bpp=args.bpp)
+                model, info = fit_grid(image, cfg, record, lam=start_lambda(cfg, args.bpp), target_bpp=args.bpp)
             finally:
                 mg.GridField = BASE
             with torch.no_grad():

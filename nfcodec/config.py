@@ -267,6 +267,8 @@ GRID_QUANTIZERS = ("noise", "softround")
 #: Training rate term of the grid fit: the linear causal proxy, or the ``arm`` coder's own network trained
 #: with the latents (Cool-chic's joint training; docs/grid.md).
 GRID_RATES = ("causal", "arm")
+#: Where a --bpp fit's lambda starts (GridConfig.grid_lambda_start; nfcodec.grid_encoder.start_lambda).
+GRID_LAMBDA_STARTS = ("bpp", "webp")
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,10 @@ class GridConfig:
     # geometric between (nfcodec.grid_encoder.synthesis_lr).
     grid_synthesis_lr_scale_high: float = 0.0
     grid_lambda: float = 0.0
+    # Where a --bpp fit's lambda starts (grid_lambda 0): "bpp" from the target alone
+    # (GRID_DEFAULT_LAMBDA x (0.5 / bpp)^1.3), "webp" from the image too: WEBP_LAMBDA_PER_MSE(bpp) times
+    # the MSE WebP reaches on the image at the target rate (nfcodec.grid_encoder.start_lambda).
+    grid_lambda_start: str = "bpp"
     grid_weight_bits: int = 0       # synthesis weight bit depth (0: searched among 6..10)
     # Noise phase quantizer: "noise" (y + U(-1/2, 1/2)) or "softround" (C3 / Cool-chic: soft
     # rounding around Kumaraswamy noise, temperature 0.3 -> 0.1 and noise shape 2 -> 1 over the phase).
@@ -334,6 +340,9 @@ class GridConfig:
         _check("grid_arm", self.grid_arm, 0, 32)
         _check("grid_arm_steps", self.grid_arm_steps, 1, 1_000_000)
         _check("grid_prefix_weight", self.grid_prefix_weight, 0.0, 100.0)
+        if self.grid_lambda_start not in GRID_LAMBDA_STARTS:
+            raise ConfigError(f"grid_lambda_start={self.grid_lambda_start!r} must be one of "
+                              f"{', '.join(GRID_LAMBDA_STARTS)}")
         if self.grid_rate not in GRID_RATES:
             raise ConfigError(f"grid_rate={self.grid_rate!r} must be one of {', '.join(GRID_RATES)}")
         if self.grid_rate == "arm" and not self.grid_arm:

@@ -42,7 +42,7 @@ from .results import EncodeResult, FitResult
 from .variants import LAYOUTS
 from .widthchunks import level_rows, pack_psnr
 
-__all__ = ["encode_grid", "fit_grid", "GridCoder", "level_widths", "GRID_DEFAULT_SEGMENTS"]
+__all__ = ["encode_grid", "fit_grid", "start_lambda", "webp_mse_at", "GridCoder", "level_widths", "GRID_DEFAULT_SEGMENTS"]
 
 
 #: With grid_rate "arm" the network trained with the latents moves at this fraction of their
@@ -153,7 +153,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         if progress is not None and (it % 50 == 0 or it == total - 1):
             progress(it + 1, total, psnr_now)
     model = model.cpu()
-    summary = {"iterations": total, "lambda": math.exp(log_lam), "train_psnr": psnr_now,
+    summary = {"iterations": total, "lambda": math.exp(log_lam), "lambda_start": lam, "train_psnr": psnr_now,
                "latent_lr": latent_lr(g, math.exp(log_lam)), "synthesis_lr": synthesis_lr(g, math.exp(log_lam)),
                "seconds": time.perf_counter() - t0, "device": str(device), "arm": arm}
     if calibration is not None and calibration.updates:
@@ -393,16 +393,74 @@ def _on_lambda_rule(at_hi: float, at_lo: float, lam: float) -> float:
     return at_hi * (at_lo / at_hi) ** min(1.0, max(0.0, (hi - math.log(lam)) / (hi - lo)))
 
 
-def _lambda_for(config: CodecConfig, bpp: Optional[float], psnr: Optional[float] = None) -> float:
+#: With grid_lambda_start "webp" a --bpp fit's lambda starts at this multiple of the MSE (on the
+#: [-1, 1] scale) that WebP reaches on the image at the target rate, at 0.5 bpp ...
+WEBP_LAMBDA_PER_MSE = 1.45
+#: ... times (0.5 / bpp) to this power: the final lambdas of 28 default-preset fits (kodim01-09 at
+#: 0.25-1.5 bpp) over WebP's MSE were 2.1-3.3 at 0.25 bpp, 1.2-1.9 at 0.5, 0.6-1.3 at 1.0, 0.4-1.4 at
+#: 1.5, where the final lambdas themselves spread 12-20x between images at one rate (docs/grid.md,
+#: "Where lambda starts").
+WEBP_LAMBDA_EXPONENT = 0.7
+
+
+def start_lambda(config: CodecConfig, bpp: Optional[float], psnr: Optional[float] = None,
+                 image: Optional[np.ndarray] = None) -> float:
+    """The lambda a grid fit starts at: ``grid_lambda`` when set; with --psnr P the target's MSE
+    (times PSNR_LAMBDA_PER_MSE); with --bpp B and ``grid_lambda_start`` "webp" and an image (H, W, 3)
+    :data:`WEBP_LAMBDA_PER_MSE` x (0.5 / B)^:data:`WEBP_LAMBDA_EXPONENT` x the MSE of WebP at B bpp
+    on it (:func:`webp_mse_at`); otherwise from B alone (GRID_DEFAULT_LAMBDA x (0.5 / B)^1.3); without
+    a target GRID_DEFAULT_LAMBDA.  A starting point only: the controller moves it."""
     if config.grid.grid_lambda > 0:
         return config.grid.grid_lambda
     if psnr is not None:
         return float(np.clip(PSNR_LAMBDA_PER_MSE * 4.0 * 10 ** (-psnr / 10), 1e-6, 1.0))
     if bpp is None:
         return GRID_DEFAULT_LAMBDA
-    # a starting point only (the controller moves it): with the causal context model kodim04 measured
-    # 0.89 bpp at lambda 0.0015 (fast preset); lambda ~ bpp^-1.3 as measured on kodim01 before
+    if config.grid.grid_lambda_start == "webp" and image is not None and image.ndim == 3:
+        mse = webp_mse_at(image, bpp)
+        if mse is not None:
+            return float(np.clip(WEBP_LAMBDA_PER_MSE * (0.5 / bpp) ** WEBP_LAMBDA_EXPONENT * mse, 1e-5, 1.0))
+    # with the causal context model kodim04 measured 0.89 bpp at lambda 0.0015 (fast preset);
+    # lambda ~ bpp^-1.3 as measured on kodim01 before
     return float(np.clip(GRID_DEFAULT_LAMBDA * (0.5 / bpp) ** 1.3, 1e-5, 1.0))
+
+
+def webp_mse_at(image: np.ndarray, bpp: float) -> Optional[float]:
+    """The MSE (on the [-1, 1] scale) of WebP (:mod:`nfcodec.baselines`, method 6) on ``image`` (H, W,
+    3) uint8 at ``bpp``: the qualities around it found by bisection (about 9 encodes, 0.1 s each on a
+    Kodak image), log MSE interpolated in log bpp between them; the end qualities' MSE outside their
+    rates.  None when this Pillow has no WebP or cannot code the image (larger than 16383 pixels a
+    side): the caller falls back to the target alone.  The encoder's estimate only: no file depends
+    on it."""
+    from .baselines import BASELINES
+
+    codec = BASELINES["webp"]
+    if codec.unavailable() or max(image.shape[:2]) > 16383:
+        return None
+    points: dict[int, tuple[float, float]] = {}
+    ref = image.astype(np.float64)
+
+    def point(q: int) -> tuple[float, float]:
+        if q not in points:
+            data = codec.encode(image, q)
+            mse = float(np.mean((codec.decode(data).astype(np.float64) - ref) ** 2)) * 4.0 / 255.0 ** 2
+            points[q] = (8.0 * len(data) / (image.shape[0] * image.shape[1]), max(mse, 1e-10))
+        return points[q]
+
+    try:
+        lo, hi = 0, 100
+        if bpp <= point(lo)[0]:
+            return point(lo)[1]
+        if bpp >= point(hi)[0]:
+            return point(hi)[1]
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if point(mid)[0] < bpp else (lo, mid)
+    except (OSError, ValueError):
+        return None
+    (b0, m0), (b1, m1) = point(lo), point(hi)
+    t = min(1.0, max(0.0, math.log(bpp / b0) / math.log(b1 / b0))) if b1 > b0 else 0.0
+    return math.exp(math.log(m0) + t * (math.log(m1) - math.log(m0)))
 
 
 def _mse(a: np.ndarray, b: np.ndarray) -> float:
@@ -433,7 +491,7 @@ def encode_grid(frames: np.ndarray, media: int, fps: Fraction, config: CodecConf
     common = dict(image=image, header=header, record=record, config=config, preset=preset, metadata=metadata,
                   progress=progress, bpp=bpp, psnr=psnr, t0=t0, widths=widths)
     try:
-        return _fit_and_code(**common, lam0=_lambda_for(config, bpp, psnr), control_start=None)
+        return _fit_and_code(**common, lam0=start_lambda(config, bpp, psnr, image), control_start=None)
     except _QualityNotReached:
         if psnr is None or config.grid.grid_lambda > 0:
             raise
@@ -556,7 +614,7 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
     img, d = reconstruct(data)
     frame_psnr = tuple(image_psnr(a, b) for a, b in zip(img, image)) if image.ndim == 4 else ()
     fr = FitResult(steps=(), seconds=fit["seconds"], train_psnr=fit["train_psnr"], device=fit["device"],
-                   extra={"lambda": lam, "delta": delta, "weight_bits": bits, "latent_lr": fit["latent_lr"],
+                   extra={"lambda": lam, "lambda_start": fit["lambda_start"], "delta": delta, "weight_bits": bits, "latent_lr": fit["latent_lr"],
                           "synthesis_lr": fit["synthesis_lr"],
                           **({"coder_over_proxy": fit["coder_over_proxy"]} if "coder_over_proxy" in fit else {}),
                           **({"arm_seconds": round(arm_seconds, 2)} if arm_seconds is not None else {}),

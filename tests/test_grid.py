@@ -423,6 +423,82 @@ def test_psnr_refits_with_the_winding_rule_when_the_target_is_missed(monkeypatch
     assert len(fits) == 1
 
 
+def _webp_point(image, quality):
+    """(bpp, MSE on the [-1, 1] scale) of WebP at ``quality`` on ``image``, the direct way."""
+    from nfcodec.baselines import BASELINES
+
+    data = BASELINES["webp"].encode(image, quality)
+    rec = BASELINES["webp"].decode(data)
+    mse = np.mean((rec.astype(np.float64) - image.astype(np.float64)) ** 2) * 4.0 / 255.0 ** 2
+    return 8.0 * len(data) / (image.shape[0] * image.shape[1]), mse
+
+
+@pytest.mark.skipif(not __import__("PIL.features").features.check("webp"), reason="this Pillow has no WebP")
+def test_webp_mse_at_interpolates_between_the_bracketing_qualities():
+    """webp_mse_at: WebP's MSE at a quality's own rate is that quality's; between two qualities'
+    rates, log MSE is linear in log bpp; outside the 0-100 range, the end's; falling with the rate."""
+    from nfcodec.grid_encoder import webp_mse_at
+
+    image = medium_image()
+    (b30, m30), (b31, m31) = _webp_point(image, 30), _webp_point(image, 31)
+    assert webp_mse_at(image, b30) == pytest.approx(m30, rel=1e-9)
+    mid = math.sqrt(b30 * b31)
+    assert webp_mse_at(image, mid) == pytest.approx(math.sqrt(m30 * m31), rel=1e-9)
+    assert webp_mse_at(image, 1e-3) == pytest.approx(_webp_point(image, 0)[1], rel=1e-9)
+    assert webp_mse_at(image, 64.0) == pytest.approx(_webp_point(image, 100)[1], rel=1e-9)
+    mses = [webp_mse_at(image, b) for b in (0.25, 0.5, 1.0, 2.0)]
+    assert all(a > b for a, b in zip(mses, mses[1:])), mses
+
+
+def test_start_lambda_rules(monkeypatch):
+    """start_lambda: grid_lambda wins; --psnr from the target's MSE; --bpp from the target alone
+    ("bpp") or WEBP_LAMBDA_PER_MSE x (0.5 / bpp)^WEBP_LAMBDA_EXPONENT x WebP's MSE ("webp"), which
+    falls back to the target alone for a video or where WebP gives no estimate."""
+    from nfcodec import grid_encoder as ge
+    from nfcodec.config import GRID_DEFAULT_LAMBDA
+
+    image = medium_image()
+    by_bpp = TINY_GRID.replace(grid_lambda=0.0)
+    by_webp = by_bpp.replace(grid_lambda_start="webp")
+    monkeypatch.setattr(ge, "webp_mse_at", lambda im, bpp: 1e-3 * bpp ** -1.5 if im.ndim == 3 else 1 / 0)
+    assert ge.start_lambda(TINY_GRID.replace(grid_lambda_start="webp"), 1.0, None, image) == 0.002
+    assert ge.start_lambda(by_webp, None, 30.0, image) == pytest.approx(4e-3)
+    assert ge.start_lambda(by_webp, None, None, image) == GRID_DEFAULT_LAMBDA
+    for bpp in (0.25, 1.0, 2.0):
+        assert ge.start_lambda(by_bpp, bpp, None, image) == pytest.approx(GRID_DEFAULT_LAMBDA * (0.5 / bpp) ** 1.3)
+        assert ge.start_lambda(by_webp, bpp, None, image) == pytest.approx(
+            1.45 * (0.5 / bpp) ** 0.7 * 1e-3 * bpp ** -1.5)
+        assert ge.start_lambda(by_webp, bpp, None, np.stack([image] * 2)) == pytest.approx(
+            GRID_DEFAULT_LAMBDA * (0.5 / bpp) ** 1.3)
+    monkeypatch.setattr(ge, "webp_mse_at", lambda im, bpp: None)
+    assert ge.start_lambda(by_webp, 1.0, None, image) == pytest.approx(GRID_DEFAULT_LAMBDA * 0.5 ** 1.3)
+
+
+def test_webp_mse_at_without_webp_or_for_an_image_webp_cannot_code(monkeypatch):
+    """No estimate (None, so the target-alone rule) where this Pillow has no WebP, and for a side
+    over WebP's 16383 pixels (checked before any encode)."""
+    from nfcodec.baselines import WebP
+    from nfcodec.grid_encoder import webp_mse_at
+
+    assert webp_mse_at(np.zeros((16384, 1, 3), np.uint8), 1.0) is None
+    monkeypatch.setattr(WebP, "unavailable", lambda self: "no WebP (test)")
+    assert webp_mse_at(medium_image(), 1.0) is None
+
+
+def test_a_webp_started_encode_records_its_starting_lambda():
+    """An encode with grid_lambda_start "webp" fits from start_lambda of the image, and says so
+    (result.fit.extra["lambda_start"]); the controller moves it from there."""
+    from nfcodec import grid_encoder as ge
+
+    config = TINY_GRID.replace(grid_lambda=0.0, grid_lambda_start="webp")
+    r = nfcodec.encode(TINY_PNG, config=config, bpp=8.0)
+    image = load_image(TINY_PNG)
+    assert r.fit.extra["lambda_start"] == pytest.approx(ge.start_lambda(config, 8.0, None, image), rel=1e-12)
+    assert r.fit.extra["lambda"] != r.fit.extra["lambda_start"]
+    with pytest.raises(ConfigError, match="grid_lambda_start='jpeg' must be one of bpp, webp"):
+        TINY_GRID.replace(grid_lambda_start="jpeg")
+
+
 @pytest.mark.parametrize("scale, high, synth_high, lam, latent, synthesis", [
     (1.0, 0.0, 0.0, 0.01, 0.04, 0.04), (0.25, 0.0, 0.0, 1e-5, 0.04, 0.01),
     (0.5, 0.08, 0.0, 0.05, 0.04, 0.02), (0.5, 0.08, 0.0, 1e-3, 0.04, 0.02),
