@@ -485,6 +485,17 @@ def test_webp_mse_at_without_webp_or_for_an_image_webp_cannot_code(monkeypatch):
     assert webp_mse_at(medium_image(), 1.0) is None
 
 
+def test_the_image_presets_start_lambda_from_webp():
+    """docs/grid.md "Where lambda starts": the fast and default image presets start a --bpp fit from
+    WebP's MSE; high (unmeasured), the video presets and GridConfig's default from the target alone."""
+    from nfcodec.config import GRID_PRESETS, GRID_VIDEO_PRESETS, GridConfig
+
+    assert {n: p.grid.grid_lambda_start for n, p in GRID_PRESETS.items()} == \
+        {"fast": "webp", "default": "webp", "high": "bpp"}
+    assert {p.grid.grid_lambda_start for p in GRID_VIDEO_PRESETS.values()} == {"bpp"}
+    assert GridConfig().grid_lambda_start == "bpp"
+
+
 def test_a_webp_started_encode_records_its_starting_lambda():
     """An encode with grid_lambda_start "webp" fits from start_lambda of the image, and says so
     (result.fit.extra["lambda_start"]); the controller moves it from there."""
