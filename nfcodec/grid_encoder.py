@@ -438,12 +438,11 @@ def webp_mse_at(image: np.ndarray, bpp: float) -> Optional[float]:
     if codec.unavailable() or max(image.shape[:2]) > 16383:
         return None
     points: dict[int, tuple[float, float]] = {}
-    ref = image.astype(np.float64)
 
     def point(q: int) -> tuple[float, float]:
         if q not in points:
             data = codec.encode(image, q)
-            mse = float(np.mean((codec.decode(data).astype(np.float64) - ref) ** 2)) * 4.0 / 255.0 ** 2
+            mse = _mse(codec.decode(data), image) / 127.5**2
             points[q] = (8.0 * len(data) / (image.shape[0] * image.shape[1]), max(mse, 1e-10))
         return points[q]
 
