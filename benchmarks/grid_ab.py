@@ -83,11 +83,12 @@ def main() -> None:
                     help="set a module constant for the whole run (both configs), e.g. "
                          "nfcodec.models.grid.PROXY_MU_STEPS=4 or nfcodec.grid_encoder.CALIBRATE_EVERY=0; "
                          "recorded in each row's 'set' field")
+    ap.add_argument("--b-set", action="append", default=[], metavar="MODULE.NAME=VALUE",
+                    help="like --set, for B's encodes only (A runs with the module's own value); "
+                         "recorded in B's rows' 'b_set' field")
     args = ap.parse_args()
     for item in args.set:
-        name, value = item.split("=", 1)
-        module, attr = name.rsplit(".", 1)
-        setattr(importlib.import_module(module), attr, _value(value))
+        _set_constant(item)
     if args.a_csv and args.lam is not None:
         ap.error("--a-csv holds --bpp rows: use --bpp with it")
     if args.a_csv and args.a:
@@ -104,6 +105,7 @@ def main() -> None:
                   f"{r['seconds']:.0f} s", flush=True)
         for name, text in ((("A", args.a),) if not args.a_csv else ()) + (("B", args.b),):
             knobs = _knobs(text)
+            saved = [_set_constant(item) for item in (args.b_set if name == "B" else [])]
             t0 = time.perf_counter()
             if args.lam is not None:
                 r = nfcodec.encode(image, arch="grid", **{"grid_lambda": args.lam, **knobs})
@@ -111,9 +113,14 @@ def main() -> None:
                 r = nfcodec.encode(image, arch="grid", bpp=args.bpp, **knobs)
             row = {"image": os.path.basename(image), "config": name, "knobs": text, "target": args.bpp,
                    "bpp": r.bpp, "psnr": r.psnr, "seconds": time.perf_counter() - t0,
-                   "lambda": (r.rate_control or {}).get("lambda"), "delta": (r.rate_control or {}).get("delta")}
+                   "lambda": (r.rate_control or {}).get("lambda"), "delta": (r.rate_control or {}).get("delta"),
+                   "lambda_start": (r.fit.extra or {}).get("lambda_start")}
+            for module, attr, old in saved:
+                setattr(module, attr, old)
             if args.set:
                 row["set"] = args.set
+            if saved:
+                row["b_set"] = args.b_set
             if args.lam is not None:
                 row["lambda"] = args.lam
             rows.append(row)
@@ -128,6 +135,16 @@ def main() -> None:
     tb = sum(y["seconds"] for y in b)
     print(f"B - A over {len(dp)} images: PSNR {dp.mean():+.3f} dB (min {dp.min():+.3f}, max {dp.max():+.3f}), "
           f"bpp {100 * db.mean():+.2f}%, time {tb / ta:.2f}x")
+
+
+def _set_constant(item: str) -> tuple[Any, str, Any]:
+    """Set ``module.NAME=value``; return (module, NAME, the value it replaced) to restore it."""
+    name, value = item.split("=", 1)
+    module_name, attr = name.rsplit(".", 1)
+    module = importlib.import_module(module_name)
+    old = getattr(module, attr)
+    setattr(module, attr, _value(value))
+    return module, attr, old
 
 
 def _eval_rows(path: str, bpp: float) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,11 @@ over images (akima, as ``nfc eval``): BD-rate of A and of B against each anchor,
 Only rates both curves measured enter, so the figures cover ``targets``, not the record's four rates.
 A curve whose quality does not rise with its rate has no BD-rate (nan) and the means skip it, as
 ``nfc eval``'s do.
+
+Also printed: B's PSNR at equal rate, i.e. minus the record's nfc-grid curve of the image (all its
+``bpp=`` rows, PSNR linear in log bpp between them, the end segments extended) at B's own bpp, per
+target and as the mean over every B row found; this needs no full set of targets.  ``--b-set`` picks
+B rows run with grid_ab.py's ``--b-set`` (the same items, in order); without it, rows with none.
 """
 from __future__ import annotations
 
@@ -35,12 +40,39 @@ def bd_percent(anchor: list, test: list) -> float:
         return float("nan")
 
 
+def record_psnr_at(curve: list[tuple[float, float]], bpp: float) -> float:
+    """The PSNR of a record curve [(bpp, psnr)] at ``bpp``: linear in log bpp, the end segments extended."""
+    x = np.log([r for r, _ in curve])
+    y = np.array([q for _, q in curve])
+    i = int(np.clip(np.searchsorted(x, np.log(bpp)) - 1, 0, len(x) - 2))
+    return float(y[i] + (y[i + 1] - y[i]) * (np.log(bpp) - x[i]) / (x[i + 1] - x[i]))
+
+
+def equal_rate(record: dict, b: dict, targets: list[float]) -> None:
+    """Print B's PSNR minus the record's nfc-grid curve at B's bpp, per target and over all B rows."""
+    by_target = defaultdict(list)
+    for image, rows in sorted(b.items()):
+        curve = sorted((r, q) for r, q, s in record[(image, "nfc-grid")] if s.startswith("bpp="))
+        if len(curve) < 2:
+            continue
+        for target, (bpp, psnr) in sorted(rows.items()):
+            by_target[target].append(psnr - record_psnr_at(curve, bpp))
+    if not by_target:
+        return
+    every = [d for t in by_target.values() for d in t]
+    print("equal rate, B minus the record's curve: " + ", ".join(
+        f"{t:g} bpp {np.mean(v):+.3f} dB ({len(v)} images: {' '.join(f'{d:+.2f}' for d in v)})"
+        for t, v in sorted(by_target.items())) + f"; all {len(every)} rows {np.mean(every):+.3f} dB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--csv", required=True, help="the nfc eval results.csv of the A rows and the anchors")
     ap.add_argument("--knobs", required=True, help="the B rows' knobs, as grid_ab.py recorded them")
     ap.add_argument("--targets", type=float, nargs="+", required=True)
     ap.add_argument("--anchors", nargs="+", default=["jpeg", "webp", "avif"])
+    ap.add_argument("--b-set", action="append", default=[], metavar="MODULE.NAME=VALUE",
+                    help="only B rows with this grid_ab.py --b-set (repeat it, in the same order)")
     args = ap.parse_args()
     record: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)
     for r in csv.DictReader(open(args.csv)):
@@ -48,8 +80,10 @@ def main() -> None:
     b: dict[str, dict[float, tuple[float, float]]] = defaultdict(dict)
     for line in open(AB):
         row = json.loads(line)
-        if row.get("config") == "B" and row.get("knobs") == args.knobs and row["target"] in args.targets:
+        if (row.get("config") == "B" and row.get("knobs") == args.knobs and row["target"] in args.targets
+                and row.get("b_set", []) == args.b_set):
             b[row["image"]][row["target"]] = (row["bpp"], row["psnr"])   # the last row of a pair wins
+    equal_rate(record, b, args.targets)
     table = defaultdict(list)
     for image in sorted(b):
         if len(b[image]) < len(args.targets):

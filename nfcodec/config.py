@@ -301,7 +301,7 @@ class GridConfig:
     grid_synthesis_lr_scale_high: float = 0.0
     grid_lambda: float = 0.0
     # Where a --bpp fit's lambda starts (grid_lambda 0): "bpp" from the target alone
-    # (GRID_DEFAULT_LAMBDA x (0.5 / bpp)^1.3), "webp" from the image too: WEBP_LAMBDA_PER_MSE(bpp) times
+    # (GRID_DEFAULT_LAMBDA x (0.5 / bpp)^1.3), "webp" from the image too: webp_lambda_per_mse(bpp) times
     # the MSE WebP reaches on the image at the target rate (nfcodec.grid_encoder.start_lambda).
     grid_lambda_start: str = "bpp"
     grid_weight_bits: int = 0       # synthesis weight bit depth (0: searched among 6..10)

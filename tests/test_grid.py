@@ -452,7 +452,7 @@ def test_webp_mse_at_interpolates_between_the_bracketing_qualities():
 
 def test_start_lambda_rules(monkeypatch):
     """start_lambda: grid_lambda wins; --psnr from the target's MSE; --bpp from the target alone
-    ("bpp") or WEBP_LAMBDA_PER_MSE x (0.5 / bpp)^WEBP_LAMBDA_EXPONENT x WebP's MSE ("webp"), which
+    ("bpp") or max(1.45 x (0.5 / bpp)^0.7, 2.9 x (0.5 / bpp)^1.7) x WebP's MSE ("webp"), which
     falls back to the target alone for a video or where WebP gives no estimate."""
     from nfcodec import grid_encoder as ge
     from nfcodec.config import GRID_DEFAULT_LAMBDA
@@ -464,10 +464,11 @@ def test_start_lambda_rules(monkeypatch):
     assert ge.start_lambda(TINY_GRID.replace(grid_lambda_start="webp"), 1.0, None, image) == 0.002
     assert ge.start_lambda(by_webp, None, 30.0, image) == pytest.approx(4e-3)
     assert ge.start_lambda(by_webp, None, None, image) == GRID_DEFAULT_LAMBDA
-    for bpp in (0.25, 1.0, 2.0):
+    # the steeper rule below 1 bpp, the 0.7 one above; they meet at 1 bpp (1.45 x 0.5^0.7 = 2.9 x 0.5^1.7)
+    for bpp, per_mse in ((0.25, 2.9 * 2 ** 1.7), (0.5, 2.9), (1.0, 1.45 * 0.5 ** 0.7), (2.0, 1.45 * 0.25 ** 0.7)):
+        assert ge.webp_lambda_per_mse(bpp) == pytest.approx(per_mse)
         assert ge.start_lambda(by_bpp, bpp, None, image) == pytest.approx(GRID_DEFAULT_LAMBDA * (0.5 / bpp) ** 1.3)
-        assert ge.start_lambda(by_webp, bpp, None, image) == pytest.approx(
-            1.45 * (0.5 / bpp) ** 0.7 * 1e-3 * bpp ** -1.5)
+        assert ge.start_lambda(by_webp, bpp, None, image) == pytest.approx(per_mse * 1e-3 * bpp ** -1.5)
         assert ge.start_lambda(by_webp, bpp, None, np.stack([image] * 2)) == pytest.approx(
             GRID_DEFAULT_LAMBDA * (0.5 / bpp) ** 1.3)
     monkeypatch.setattr(ge, "webp_mse_at", lambda im, bpp: None)
