@@ -404,7 +404,7 @@ WEBP_LAMBDA_EXPONENT = 0.7
 #: ... or, where it is larger (below 1 bpp), this multiple at 0.5 bpp times (0.5 / bpp) to this
 #: steeper power: a start above the predicted end at low rates, where a fit started at its end
 #: overshoots the rate while its latents grow (fifteenth session: fast preset +0.31 / +0.19 dB at
-#: 0.25 / 0.5 bpp, default +0.09 at 0.25, against the 0.7 rule alone; docs/grid.md, "Where lambda
+#: 0.25 / 0.5 bpp, default +0.06 / +0.08 at equal rate, against the 0.7 rule; docs/grid.md, "Where lambda
 #: starts").  The two meet at 1 bpp.
 WEBP_LAMBDA_LOW_PER_MSE = 2.9
 WEBP_LAMBDA_LOW_EXPONENT = 1.7

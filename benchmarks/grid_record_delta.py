@@ -1,0 +1,67 @@
+"""Each nfc-grid row of a (possibly partial) Kodak record at equal rate against an earlier record
+(issue 13, fifteenth session).
+
+    python benchmarks/grid_record_delta.py benchmarks/results/grid/kodak-r15/results.csv \
+        benchmarks/results/grid/kodak-r12/results.csv
+
+For every ``bpp=`` nfc-grid row of the new record: its PSNR minus the old record's nfc-grid curve of
+the same image at the new row's bpp (grid_ab_bd.record_psnr_at: linear in log bpp, the end segments
+extended), its bits against the old row at the same setting, and the encode times of both.  Then the
+means per setting.  A record stopped part-way (nfc eval appends each row as it is measured) is
+compared on the rows it has.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import os
+
+import numpy as np
+
+from grid_ab_bd import record_psnr_at
+
+
+def _grid_rows(path: str) -> dict[tuple[str, str], dict]:
+    out = {}
+    for r in csv.DictReader(open(path)):
+        if r["codec"] == "nfc-grid" and r["setting"].startswith("bpp="):
+            out[(os.path.basename(r["file"]), r["setting"])] = {
+                "bpp": float(r["bpp"]), "psnr": float(r["psnr"]), "encode_s": float(r["encode_s"])}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("new", help="results.csv of the new record")
+    ap.add_argument("old", help="results.csv of the record to compare with")
+    args = ap.parse_args()
+    new, old = _grid_rows(args.new), _grid_rows(args.old)
+    curves = collections.defaultdict(list)
+    for (image, _), r in old.items():
+        curves[image].append((r["bpp"], r["psnr"]))
+    per_setting = collections.defaultdict(list)
+    for (image, setting), r in sorted(new.items(), key=lambda kv: (float(kv[0][1][4:]), kv[0][0])):
+        curve = sorted(curves.get(image, []))
+        if len(curve) < 2 or (image, setting) not in old:
+            continue
+        o = old[(image, setting)]
+        d = r["psnr"] - record_psnr_at(curve, r["bpp"])
+        bits = r["bpp"] / o["bpp"] - 1
+        per_setting[setting].append((d, r["psnr"] - o["psnr"], bits, r["encode_s"], o["encode_s"]))
+        print(f"{image} {setting}: {r['psnr']:.3f} dB at {r['bpp']:.4f} bpp (old {o['psnr']:.3f} at {o['bpp']:.4f}); "
+              f"equal rate {d:+.3f} dB, bits {100 * bits:+.2f}%; encode {r['encode_s']:.0f} s (old {o['encode_s']:.0f})")
+    if not per_setting:
+        raise SystemExit("error: no nfc-grid row of the new record has an old curve to compare with")
+    every = []
+    for setting, v in sorted(per_setting.items(), key=lambda kv: float(kv[0][4:])):
+        a = np.array(v)
+        every.extend(a[:, 0])
+        print(f"{setting}: {len(a)} images, equal rate {a[:, 0].mean():+.3f} dB (min {a[:, 0].min():+.3f}, "
+              f"max {a[:, 0].max():+.3f}), PSNR {a[:, 1].mean():+.3f} dB at {100 * a[:, 2].mean():+.2f}% bits, "
+              f"encode mean {a[:, 3].mean():.0f} s (old {a[:, 4].mean():.0f} s)")
+    print(f"all {len(every)} rows: equal rate {np.mean(every):+.3f} dB")
+
+
+if __name__ == "__main__":
+    main()
