@@ -23,6 +23,7 @@ import csv
 import json
 import os
 from collections import defaultdict
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,6 +31,23 @@ from nfcodec.bdrate import bd_rate
 from nfcodec.errors import ConfigError
 
 AB = os.path.join(os.path.dirname(__file__), "results", "grid", "ab.jsonl")
+
+
+class Row(NamedTuple):
+    """One row of an nfc eval results.csv, as the grid benchmarks read it."""
+    bpp: float
+    psnr: float
+    setting: str
+    encode_s: float
+
+
+def read_record(path: str) -> dict[tuple[str, str], list[Row]]:
+    """An nfc eval results.csv as {(image file name, codec): [Row, ...]}, rows in file order."""
+    out: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for r in csv.DictReader(open(path)):
+        out[(os.path.basename(r["file"]), r["codec"])].append(
+            Row(float(r["bpp"]), float(r["psnr"]), r["setting"], float(r["encode_s"])))
+    return out
 
 
 def bd_percent(anchor: list, test: list) -> float:
@@ -52,7 +70,7 @@ def equal_rate(record: dict, b: dict, targets: list[float]) -> None:
     """Print B's PSNR minus the record's nfc-grid curve at B's bpp, per target and over all B rows."""
     by_target = defaultdict(list)
     for image, rows in sorted(b.items()):
-        curve = sorted((r, q) for r, q, s in record[(image, "nfc-grid")] if s.startswith("bpp="))
+        curve = sorted(p[:2] for p in record[(image, "nfc-grid")] if p.setting.startswith("bpp="))
         if len(curve) < 2:
             continue
         for target, (bpp, psnr) in sorted(rows.items()):
@@ -74,9 +92,7 @@ def main() -> None:
     ap.add_argument("--b-set", action="append", default=[], metavar="MODULE.NAME=VALUE",
                     help="only B rows with this grid_ab.py --b-set (repeat it, in the same order)")
     args = ap.parse_args()
-    record: dict[tuple[str, str], list[tuple[float, float, str]]] = defaultdict(list)
-    for r in csv.DictReader(open(args.csv)):
-        record[(os.path.basename(r["file"]), r["codec"])].append((float(r["bpp"]), float(r["psnr"]), r["setting"]))
+    record = read_record(args.csv)
     b: dict[str, dict[float, tuple[float, float]]] = defaultdict(dict)
     for line in open(AB):
         row = json.loads(line)
@@ -88,14 +104,14 @@ def main() -> None:
     for image in sorted(b):
         if len(b[image]) < len(args.targets):
             continue
-        a = sorted((r, q) for r, q, s in record[(image, "nfc-grid")]
-                   if s.startswith("bpp=") and float(s[4:]) in args.targets)
+        a = sorted(p[:2] for p in record[(image, "nfc-grid")]
+                   if p.setting.startswith("bpp=") and float(p.setting[4:]) in args.targets)
         if len(a) < len(args.targets):
             continue
         bb = sorted(b[image].values())
         cells = []
         for anchor in args.anchors:
-            pts = sorted((r, q) for r, q, _ in record[(image, anchor)])
+            pts = sorted(p[:2] for p in record[(image, anchor)])
             for name, curve in (("A", a), ("B", bb)):
                 v = bd_percent(pts, curve)
                 table[f"{name} vs {anchor}"].append(v)

@@ -13,26 +13,18 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import json
 import os
 
 import numpy as np
 
-from grid_ab_bd import bd_percent
+from grid_ab_bd import bd_percent, read_record
 
 R = os.path.join(os.path.dirname(__file__), "results", "grid")
 
 
-def _curves(path: str) -> dict:
-    out = collections.defaultdict(list)
-    for r in csv.DictReader(open(path)):
-        out[(os.path.basename(r["file"]), r["codec"])].append((float(r["bpp"]), float(r["psnr"]), r["setting"]))
-    return out
-
-
 def _bd(anchor: list, test: list) -> float:
-    """grid_ab_bd's BD-rate (NaN for a curve that does not rise) of (bpp, psnr, setting) rows."""
+    """grid_ab_bd's BD-rate (NaN for a curve that does not rise) of read_record rows."""
     return bd_percent([p[:2] for p in sorted(anchor)], [p[:2] for p in sorted(test)])
 
 
@@ -40,7 +32,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv", help="the new record's nfc eval results.csv")
     args = ap.parse_args()
-    new, r8 = _curves(args.csv), _curves(os.path.join(R, "kodak-r8-all", "results.csv"))
+    new, r8 = read_record(args.csv), read_record(os.path.join(R, "kodak-r8-all", "results.csv"))
     tenth = {}
     for line in open(os.path.join(R, "ab.jsonl")):
         row = json.loads(line)
@@ -52,7 +44,7 @@ def main() -> None:
     diff, gap = collections.defaultdict(list), collections.defaultdict(list)
     for im in images:
         webp = sorted(r8[(im, "webp")])
-        for b, p, setting in sorted(new[(im, "nfc-grid")]):
+        for b, p, setting, _ in sorted(new[(im, "nfc-grid")]):
             t = float(setting.split("=")[1])
             b8, p8 = next((x[:2] for x in r8[(im, "nfc-grid")] if x[2] == setting), (float("nan"),) * 2)
             b10, p10 = tenth.get((im, t), (float("nan"), float("nan")))

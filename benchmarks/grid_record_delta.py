@@ -14,21 +14,16 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
-import os
 
 import numpy as np
 
-from grid_ab_bd import record_psnr_at
+from grid_ab_bd import Row, read_record, record_psnr_at
 
 
-def _grid_rows(path: str) -> dict[tuple[str, str], dict]:
-    out = {}
-    for r in csv.DictReader(open(path)):
-        if r["codec"] == "nfc-grid" and r["setting"].startswith("bpp="):
-            out[(os.path.basename(r["file"]), r["setting"])] = {
-                "bpp": float(r["bpp"]), "psnr": float(r["psnr"]), "encode_s": float(r["encode_s"])}
-    return out
+def _grid_rows(path: str) -> dict[tuple[str, str], Row]:
+    """The ``bpp=`` nfc-grid rows of a results.csv by (image, setting); a repeated row: the last wins."""
+    return {(image, p.setting): p for (image, codec), rows in read_record(path).items() if codec == "nfc-grid"
+            for p in rows if p.setting.startswith("bpp=")}
 
 
 def main() -> None:
@@ -39,18 +34,18 @@ def main() -> None:
     new, old = _grid_rows(args.new), _grid_rows(args.old)
     curves = collections.defaultdict(list)
     for (image, _), r in old.items():
-        curves[image].append((r["bpp"], r["psnr"]))
+        curves[image].append((r.bpp, r.psnr))
     per_setting = collections.defaultdict(list)
     for (image, setting), r in sorted(new.items(), key=lambda kv: (float(kv[0][1][4:]), kv[0][0])):
         curve = sorted(curves.get(image, []))
         if len(curve) < 2 or (image, setting) not in old:
             continue
         o = old[(image, setting)]
-        d = r["psnr"] - record_psnr_at(curve, r["bpp"])
-        bits = r["bpp"] / o["bpp"] - 1
-        per_setting[setting].append((d, r["psnr"] - o["psnr"], bits, r["encode_s"], o["encode_s"]))
-        print(f"{image} {setting}: {r['psnr']:.3f} dB at {r['bpp']:.4f} bpp (old {o['psnr']:.3f} at {o['bpp']:.4f}); "
-              f"equal rate {d:+.3f} dB, bits {100 * bits:+.2f}%; encode {r['encode_s']:.0f} s (old {o['encode_s']:.0f})")
+        d = r.psnr - record_psnr_at(curve, r.bpp)
+        bits = r.bpp / o.bpp - 1
+        per_setting[setting].append((d, r.psnr - o.psnr, bits, r.encode_s, o.encode_s))
+        print(f"{image} {setting}: {r.psnr:.3f} dB at {r.bpp:.4f} bpp (old {o.psnr:.3f} at {o.bpp:.4f}); "
+              f"equal rate {d:+.3f} dB, bits {100 * bits:+.2f}%; encode {r.encode_s:.0f} s (old {o.encode_s:.0f})")
     if not per_setting:
         raise SystemExit("error: no nfc-grid row of the new record has an old curve to compare with")
     every = []
