@@ -50,6 +50,11 @@ def read_record(path: str) -> dict[tuple[str, str], list[Row]]:
     return out
 
 
+def grid_curve(rows: list[Row]) -> list[tuple[float, float]]:
+    """The (bpp, psnr) points of a record's ``bpp=`` rows (one image's nfc-grid rows), by rate."""
+    return sorted(p[:2] for p in rows if p.setting.startswith("bpp="))
+
+
 def bd_percent(anchor: list, test: list) -> float:
     """BD-rate in percent; NaN for a curve whose quality does not rise with rate (as nfc eval skips it)."""
     try:
@@ -70,7 +75,7 @@ def equal_rate(record: dict, b: dict, targets: list[float]) -> None:
     """Print B's PSNR minus the record's nfc-grid curve at B's bpp, per target and over all B rows."""
     by_target = defaultdict(list)
     for image, rows in sorted(b.items()):
-        curve = sorted(p[:2] for p in record[(image, "nfc-grid")] if p.setting.startswith("bpp="))
+        curve = grid_curve(record[(image, "nfc-grid")])
         if len(curve) < 2:
             continue
         for target, (bpp, psnr) in sorted(rows.items()):

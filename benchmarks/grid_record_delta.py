@@ -17,12 +17,12 @@ import collections
 
 import numpy as np
 
-from grid_ab_bd import Row, read_record, record_psnr_at
+from grid_ab_bd import Row, grid_curve, read_record, record_psnr_at
 
 
-def _grid_rows(path: str) -> dict[tuple[str, str], Row]:
-    """The ``bpp=`` nfc-grid rows of a results.csv by (image, setting); a repeated row: the last wins."""
-    return {(image, p.setting): p for (image, codec), rows in read_record(path).items() if codec == "nfc-grid"
+def _grid_rows(record: dict[tuple[str, str], list[Row]]) -> dict[tuple[str, str], Row]:
+    """A record's ``bpp=`` nfc-grid rows by (image, setting); a repeated row: the last wins."""
+    return {(image, p.setting): p for (image, codec), rows in record.items() if codec == "nfc-grid"
             for p in rows if p.setting.startswith("bpp=")}
 
 
@@ -31,13 +31,11 @@ def main() -> None:
     ap.add_argument("new", help="results.csv of the new record")
     ap.add_argument("old", help="results.csv of the record to compare with")
     args = ap.parse_args()
-    new, old = _grid_rows(args.new), _grid_rows(args.old)
-    curves = collections.defaultdict(list)
-    for (image, _), r in old.items():
-        curves[image].append((r.bpp, r.psnr))
+    new_record, old_record = read_record(args.new), read_record(args.old)
+    new, old = _grid_rows(new_record), _grid_rows(old_record)
     per_setting = collections.defaultdict(list)
     for (image, setting), r in sorted(new.items(), key=lambda kv: (float(kv[0][1][4:]), kv[0][0])):
-        curve = sorted(curves.get(image, []))
+        curve = grid_curve(old_record.get((image, "nfc-grid"), []))
         if len(curve) < 2 or (image, setting) not in old:
             continue
         o = old[(image, setting)]
