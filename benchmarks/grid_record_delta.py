@@ -7,7 +7,8 @@
 For every ``bpp=`` nfc-grid row of the new record: its PSNR minus the old record's nfc-grid curve of
 the same image at the new row's bpp (grid_ab_bd.record_psnr_at: linear in log bpp, the end segments
 extended), its bits against the old row at the same setting, and the encode times of both.  Then the
-means per setting.  A record stopped part-way (nfc eval appends each row as it is measured) is
+means per setting, and the BD-rates of both records' curves against the new record's WebP / AVIF / JPEG
+rows on the images the new record has at every one of its rates.  A record stopped part-way (nfc eval appends each row as it is measured) is
 compared on the rows it has.
 """
 from __future__ import annotations
@@ -17,7 +18,9 @@ import collections
 
 import numpy as np
 
-from grid_ab_bd import Row, grid_curve, read_record, record_psnr_at
+from grid_ab_bd import Row, bd_percent, grid_curve, read_record, record_psnr_at
+
+ANCHORS = ("webp", "avif", "jpeg")
 
 
 def _grid_rows(record: dict[tuple[str, str], list[Row]]) -> dict[tuple[str, str], Row]:
@@ -54,6 +57,15 @@ def main() -> None:
               f"max {a[:, 0].max():+.3f}), PSNR {a[:, 1].mean():+.3f} dB at {100 * a[:, 2].mean():+.2f}% bits, "
               f"encode mean {a[:, 3].mean():.0f} s (old {a[:, 4].mean():.0f} s)")
     print(f"all {len(every)} rows: equal rate {np.mean(every):+.3f} dB")
+    settings = {setting for _, setting in new}
+    full = sorted({image for image, _ in new if all((image, s) in new and (image, s) in old for s in settings)
+                   and all(new_record.get((image, a)) for a in ANCHORS)})
+    for name, record in (("new", new_record), ("old", old_record)):
+        bd = {a: [bd_percent(sorted(p[:2] for p in new_record[(image, a)]), grid_curve(record[(image, "nfc-grid")]))
+                  for image in full] for a in ANCHORS}
+        print(f"BD-rate of the {name} record's curves, the {len(full)} images with every rate, against the new "
+              "record's anchors (akima, as nfc eval): " + ", ".join(
+                  f"{a} {np.nanmean(v):+.1f}% ({' '.join(f'{x:+.1f}' for x in v)})" for a, v in bd.items()))
 
 
 if __name__ == "__main__":
