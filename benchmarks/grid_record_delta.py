@@ -7,7 +7,8 @@
 For every ``bpp=`` nfc-grid row of the new record: its PSNR minus the old record's nfc-grid curve of
 the same image at the new row's bpp (grid_ab_bd.record_psnr_at: linear in log bpp, the end segments
 extended), its bits against the old row at the same setting, and the encode times of both.  Then the
-means per setting, and the BD-rates of both records' curves against the new record's WebP / AVIF / JPEG
+means per setting, the new rows' PSNR against each anchor's curve (WebP / AVIF / JPEG of the new
+record) at the same bpp, and the BD-rates of both records' curves against the new record's WebP / AVIF / JPEG
 rows on the images the new record has at every one of its rates.  A record stopped part-way (nfc eval appends each row as it is measured) is
 compared on the rows it has.
 """
@@ -60,6 +61,12 @@ def main() -> None:
     settings = {setting for _, setting in new}
     full = sorted({image for image, _ in new if all((image, s) in new and (image, s) in old for s in settings)
                    and all(new_record.get((image, a)) for a in ANCHORS)})
+    for a in ANCHORS:
+        gaps = [r.psnr - record_psnr_at(sorted(p[:2] for p in new_record[(image, a)]), r.bpp)
+                for (image, _), r in new.items() if len(new_record.get((image, a), [])) >= 2]
+        if gaps:
+            print(f"new rows against {a} at the same bpp (its curve, linear in log bpp): mean {np.mean(gaps):+.2f} dB "
+                  f"over {len(gaps)} rows (min {min(gaps):+.2f}, max {max(gaps):+.2f})")
     for name, record in (("new", new_record), ("old", old_record)):
         bd = {a: [bd_percent(sorted(p[:2] for p in new_record[(image, a)]), grid_curve(record[(image, "nfc-grid")]))
                   for image in full] for a in ANCHORS}
