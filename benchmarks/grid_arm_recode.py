@@ -45,7 +45,7 @@ def main() -> None:
         fitter.fit(planes, steps)
         seconds = time.perf_counter() - t0
         with torch.no_grad():
-            ideal = grid_arm._bits(fitter.net(x), y).sum().item() / 8
+            ideal = grid_arm.laplace2_bits(fitter.net(x), y).sum().item() / 8
         net, coded = fitter.best(planes)
         payload = encode_tensors([CodedTensor(l, 0, np.asarray(q).reshape(-1), shape=q.shape) for l, q in enumerate(planes)],
                                  hints={"arm": net})

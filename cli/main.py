@@ -143,7 +143,7 @@ _hidden = _number_list(int, "16,16")
 @click.option("--grid-ste-iters", type=click.IntRange(0), help="grid: straight-through steps after them.")
 @click.option("--grid-crop", type=click.IntRange(0, 65535), help="grid: crop side of the training steps (0: whole image).")
 @click.option("--grid-arm", type=click.IntRange(0, 32),
-              help="grid: hidden units of the latents' learned context network (default 8; 0: none, causal4).")
+              help="grid: hidden units of the latents' learned context network (image presets 16, video presets 8; 0: none, causal4).")
 @click.option("--grid-rate", type=click.Choice(["causal", "arm"]),
               help="grid: training rate term, the linear causal proxy or the context network trained with the latents.")
 @click.option("--grid-prefix-weight", type=click.FloatRange(0.0, 100.0),

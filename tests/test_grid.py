@@ -118,14 +118,16 @@ def test_latents_use_the_causal4_model_and_smaller_lambda_costs_more():
 ARM_GRID = TINY_GRID.replace(grid_arm=8, grid_arm_steps=1500, grid_lambda=0.001, grid_levels=6)
 
 
-def test_arm_codes_the_latents_in_fewer_bytes():
+@pytest.mark.parametrize("hidden", [8, 16])
+def test_arm_codes_the_latents_in_fewer_bytes(hidden):
     """The file's latents in model 7 (the network inline in record 0, reused by record 1): the
-    same tensors recoded without the network take at least 2% more bytes; exact decodes."""
-    r = nfcodec.encode(medium_image(), config=ARM_GRID)
+    same tensors recoded without the network take at least 2% more bytes; exact decodes.  8 hidden
+    units (GridConfig's default, the video presets) and 16 (the image presets)."""
+    r = nfcodec.encode(medium_image(), config=ARM_GRID.replace(grid_arm=hidden))
     tdat = next(c for c in read_container(r.data).chunks if c.ctype == b"TDAT").data
     report = tensor_report(tdat)
     assert report[0]["model"] == "arm" and report[1]["model"] == "arm"
-    assert report[0]["param_bytes"] > 16 * 8 + 64 > report[1]["param_bytes"]   # the network, then none
+    assert report[0]["param_bytes"] > hidden * 24 > report[1]["param_bytes"]   # the network, then none
     sizes = latent_sizes(256, 256, 6)
     tensors = decode_tensors(tdat)
     plain = encode_tensors([CodedTensor(t.index, t.step, t.symbols, shape=sizes[i] if i < 6 else ())
@@ -136,6 +138,12 @@ def test_arm_codes_the_latents_in_fewer_bytes():
     for backend in ("numpy", "torch"):
         assert np.array_equal(nfcodec.decode(r.data, backend=backend).image, r.reconstruction)
     assert np.array_equal(reference_frames(r.data)[0], r.reconstruction)
+
+
+def test_image_presets_use_sixteen_hidden_units_and_video_presets_eight():
+    from nfcodec.config import GRID_PRESETS, GRID_VIDEO_PRESETS
+    assert {n: c.grid.grid_arm for n, c in GRID_PRESETS.items()} == {"fast": 16, "default": 16, "high": 16}
+    assert {n: c.grid.grid_arm for n, c in GRID_VIDEO_PRESETS.items()} == {"fast": 8, "default": 8, "high": 8}
 
 
 def test_arm_bpp_target_with_the_calibrated_controller(monkeypatch):
