@@ -61,14 +61,15 @@ def main() -> None:
     settings = {setting for _, setting in new}
     full = sorted({image for image, _ in new if all((image, s) in new and (image, s) in old for s in settings)
                    and all(new_record.get((image, a)) for a in ANCHORS)})
+    anchors = {key: sorted(p[:2] for p in rows) for key, rows in new_record.items() if key[1] in ANCHORS}
     for a in ANCHORS:
-        gaps = [r.psnr - record_psnr_at(sorted(p[:2] for p in new_record[(image, a)]), r.bpp)
-                for (image, _), r in new.items() if len(new_record.get((image, a), [])) >= 2]
+        gaps = [r.psnr - record_psnr_at(anchors[(image, a)], r.bpp)
+                for (image, _), r in new.items() if len(anchors.get((image, a), [])) >= 2]
         if gaps:
             print(f"new rows against {a} at the same bpp (its curve, linear in log bpp): mean {np.mean(gaps):+.2f} dB "
                   f"over {len(gaps)} rows (min {min(gaps):+.2f}, max {max(gaps):+.2f})")
     for name, record in (("new", new_record), ("old", old_record)):
-        bd = {a: [bd_percent(sorted(p[:2] for p in new_record[(image, a)]), grid_curve(record[(image, "nfc-grid")]))
+        bd = {a: [bd_percent(anchors[(image, a)], grid_curve(record[(image, "nfc-grid")]))
                   for image in full] for a in ANCHORS}
         print(f"BD-rate of the {name} record's curves, the {len(full)} images with every rate, against the new "
               "record's anchors (akima, as nfc eval): " + ", ".join(
