@@ -1,0 +1,90 @@
+"""The benchmark scripts whose output docs/benchmarks.md quotes run as their docstrings say and print
+the quoted figures (issue 13, eighteenth session).  A script that rots silently (grid_arm_recode.py
+called a renamed function for several sessions) fails here; the long measurements themselves stay in
+benchmarks/.  The CSV-only scripts read committed records; grid_arm_recode.py reads a file encoded
+here with the tiny test configuration."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import nfcodec
+from nfcodec import grid_arm
+from nfcodec.bitstream import decode_tensors, read_container
+from nfcodec.bitstream.headers import GridArch
+from nfcodec.models.grid import latent_sizes
+
+from nfc_testdata import TINY_GRID, TINY_PNG
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+GRID = BENCH / "results" / "grid"
+
+
+def _run(*args) -> str:
+    p = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p.stdout
+
+
+def _bd_table(path: Path) -> dict[str, float]:
+    """nfc eval's bdrate.md: nfc-grid's BD-rate (akima, %) against each anchor."""
+    rows = re.findall(r"^\| nfc-grid \| (\w+) \| (-?\d+\.\d+) \|", path.read_text(), re.M)
+    return {anchor: float(v) for anchor, v in rows}
+
+
+def test_record_delta_reproduces_the_judged_kodak_figures():
+    """The judged record (kodak-r15) against the twelfth round's: the equal-rate mean quoted in
+    benchmarks.md, and BD-rates equal to the ones nfc eval wrote in the record's bdrate.md."""
+    out = _run(BENCH / "grid_record_delta.py", GRID / "kodak-r15" / "results.csv", GRID / "kodak-r12" / "results.csv")
+    assert "all 48 rows: equal rate +0.038 dB" in out
+    assert re.search(r"^bpp=1\.5: 12 images, equal rate \+0\.069 dB", out, re.M)
+    new = next(line for line in out.splitlines() if line.startswith("BD-rate of the new record"))
+    ours = {a: float(v) for a, v in re.findall(r"(webp|avif|jpeg) ([+-]\d+\.\d)%", new)}
+    assert ours == {"webp": 23.4, "avif": 48.9, "jpeg": -23.4}
+    table = _bd_table(GRID / "kodak-r15" / "bdrate.md")
+    assert {a: round(table[a], 1) for a in ours} == ours
+
+
+def test_record_delta_gives_the_unseen_image_its_webp_margin():
+    """coffee.png, twelfth round: "+0.41 dB over WebP" (the rows against WebP's curve at their bpp)."""
+    out = _run(BENCH / "grid_record_delta.py", GRID / "unseen-r12" / "results.csv", GRID / "unseen-r12" / "results.csv")
+    assert "against webp at the same bpp (its curve, linear in log bpp): mean +0.41 dB over 3 rows" in out
+    assert "all 3 rows: equal rate +0.000 dB" in out
+
+
+def test_compare_rounds_and_record_delta_agree_on_the_twelfth_records_bd_rates():
+    """Two scripts, one figure: each Kodak file's BD-rate of the twelfth round's record against WebP,
+    from grid_compare_rounds.py and from grid_record_delta.py (as the old record: the anchors are
+    the same deterministic WebP encodes in both records)."""
+    out = _run(BENCH / "grid_compare_rounds.py", GRID / "kodak-r12" / "results.csv")
+    per_file = re.findall(r"^kodim(\d\d)\.png: vs webp ([+-]\d+\.\d)%", out, re.M)
+    assert [i for i, _ in per_file] == [f"{i:02d}" for i in range(1, 13)]
+    delta = _run(BENCH / "grid_record_delta.py", GRID / "kodak-r15" / "results.csv", GRID / "kodak-r12" / "results.csv")
+    old = next(line for line in delta.splitlines() if line.startswith("BD-rate of the old record"))
+    webp = re.search(r"webp [+-]\d+\.\d% \(([^)]*)\)", old).group(1).split()
+    assert webp == [v for _, v in per_file]
+    assert dict(per_file)["12"] == "+43.8"
+
+
+def test_arm_recode_fits_the_network_on_a_files_latents(tmp_path):
+    """grid_arm_recode.py on a tiny grid file: its base is the latents' bytes without the network
+    (computed here from the file), and a fit prints coded bytes and the models chosen per level."""
+    path = tmp_path / "tiny.nfc"
+    path.write_bytes(nfcodec.encode(TINY_PNG, config=TINY_GRID).data)
+    out = _run(BENCH / "grid_arm_recode.py", path, "--hidden", "4", "--steps", "20", "--batch", "256")
+    c = read_container(path.read_bytes())
+    arch = GridArch.unpack(next(x.data for x in c.chunks if x.ctype == b"ARCH"))
+    tensors = decode_tensors(next(x.data for x in c.chunks if x.ctype == b"TDAT"))
+    planes = [tensors[l].symbols.reshape(s) for l, s in enumerate(latent_sizes(arch.height, arch.width, arch.levels))]
+    assert f"latents {grid_arm.arm_bytes(planes, None)} B without the network" in out
+    m = re.search(r"4 hidden, 20 steps \([\d.]+ s\): float ideal \d+ B, coded (\d+) B \(([+-]\d+\.\d)%\), F=(\d), "
+                  r"models \[(.*)\]", out)
+    assert m, out
+    assert int(m.group(1)) > 0 and int(m.group(3)) in (6, 7, 8)
+    assert len(m.group(4).split(",")) == arch.levels
+    assert np.isfinite(float(m.group(2)))
