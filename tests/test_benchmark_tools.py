@@ -88,3 +88,19 @@ def test_arm_recode_fits_the_network_on_a_files_latents(tmp_path):
     assert int(m.group(1)) > 0 and int(m.group(3)) in (6, 7, 8)
     assert len(m.group(4).split(",")) == arch.levels
     assert np.isfinite(float(m.group(2)))
+
+
+def test_grid_docs_records_table_matches_the_records():
+    """docs/grid.md's table of Kodak records: every row that names a record folder carries that
+    folder's bdrate.md figures (BD-rate akima to 0.1%, files, mean PSNR per rate to 0.01 dB)."""
+    doc = (ROOT / "docs" / "grid.md").read_text()
+    rows = re.findall(r"^\| `(kodak-[\w-]+)` \([^|]*\) \| (\d+) \| \**([+-]\d+\.\d)%\** \| \**([+-]\d+\.\d)%\** \| "
+                      r"([+-]\d+\.\d)% \| ([\d. /]+) dB \|$", doc, re.M)
+    assert len(rows) >= 3
+    for name, files, webp, avif, jpeg, psnr in rows:
+        text = (GRID / name / "bdrate.md").read_text()
+        bd = _bd_table(GRID / name / "bdrate.md")
+        assert {a: f"{bd[a]:+.1f}" for a in ("webp", "avif", "jpeg")} == {"webp": webp, "avif": avif, "jpeg": jpeg}, name
+        assert re.search(rf"^\| nfc-grid \| webp \| [^|]+ \| [^|]+ \| [^|]+ \| [^|]+ \| {files} \|", text, re.M), name
+        means = re.findall(r"^\| nfc-grid \| bpp=[\d.]+ \| [\d.]+ \| (\d+\.\d\d) \|", text, re.M)
+        assert " / ".join(means) == psnr.strip(), name
