@@ -104,3 +104,18 @@ def test_grid_docs_records_table_matches_the_records():
         assert re.search(rf"^\| nfc-grid \| webp \| [^|]+ \| [^|]+ \| [^|]+ \| [^|]+ \| {files} \|", text, re.M), name
         means = re.findall(r"^\| nfc-grid \| bpp=[\d.]+ \| [\d.]+ \| (\d+\.\d\d) \|", text, re.M)
         assert " / ".join(means) == psnr.strip(), name
+
+
+def test_arm_context_probe_builds_each_context_and_distribution(tmp_path):
+    """grid_arm_context_probe.py on a tiny grid file: the inputs and weights of each variant follow
+    from its context (12 or 24 neighbours, + 1 or 5 coarser latents, + the level) and distribution
+    (2 outputs, 3 for the spike mixture), and the ideal bytes are finite and positive."""
+    path = tmp_path / "tiny.nfc"
+    path.write_bytes(nfcodec.encode(TINY_PNG, config=TINY_GRID).data)
+    variants = {"n12": (12, 2), "n24+up5": (29, 2), "n12+up1+lvl@lap0": (14, 3), "n12@gauss": (12, 2)}
+    out = _run(BENCH / "grid_arm_context_probe.py", path, "--hidden", "4", "--steps", "10", "--variants", *variants)
+    for v, (inputs, outputs) in variants.items():
+        m = re.search(rf"^  {re.escape(v)} +(\d+) inputs, (\d+) weights: float ideal (\d+) B", out, re.M)
+        assert m, out
+        assert int(m.group(1)) == inputs and int(m.group(2)) == inputs * 4 + 4 + 4 * 4 + 4 + 4 * outputs + outputs
+        assert int(m.group(3)) > 0
