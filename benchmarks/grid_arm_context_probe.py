@@ -32,10 +32,9 @@ import torch
 import torch.nn.functional as F_
 
 from nfcodec import grid_arm
-from nfcodec.bitstream import decode_tensors, read_container
 from nfcodec.bitstream.arm import ARM_CLAMP, ARM_HIDDEN_BITS, ARM_NEIGHBOURS
-from nfcodec.bitstream.headers import GridArch
-from nfcodec.models.grid import latent_sizes
+
+from grid_arm_recode import latent_planes
 
 N24 = tuple((dy, dx) for dy in (-3, -2, -1) for dx in range(-3, 4)) + ((0, -3), (0, -2), (0, -1))
 
@@ -130,11 +129,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--variants", nargs="+", default=["n12", "n24", "n12+up1", "n12+up5", "n12+lvl", "n24+up5"])
     args = ap.parse_args()
-    c = read_container(open(args.file, "rb").read())
-    arch = GridArch.unpack(next(x.data for x in c.chunks if x.ctype == b"ARCH"))
-    tensors = decode_tensors(next(x.data for x in c.chunks if x.ctype == b"TDAT"))
-    sizes = latent_sizes(arch.height, arch.width, arch.levels)
-    planes = [torch.from_numpy(np.asarray(tensors[l].symbols, dtype=np.float32).reshape(s)) for l, s in enumerate(sizes)]
+    planes = [torch.from_numpy(q.astype(np.float32)) for q in latent_planes(args.file)]
     print(f"{args.file}: {len(planes)} planes {[tuple(p.shape) for p in planes]}, "
           f"{sum(p.numel() for p in planes)} latents, {grid_arm.arm_bytes([p.numpy().astype(np.int64) for p in planes], None)} B "
           f"without a network")

@@ -23,6 +23,14 @@ from nfcodec.bitstream.headers import GridArch
 from nfcodec.models.grid import latent_sizes
 
 
+def latent_planes(path: str) -> list[np.ndarray]:
+    """The latent planes (finest first) of the grid file at ``path``."""
+    c = read_container(open(path, "rb").read())
+    arch = GridArch.unpack(next(x.data for x in c.chunks if x.ctype == b"ARCH"))
+    tensors = decode_tensors(next(x.data for x in c.chunks if x.ctype == b"TDAT"))
+    return [tensors[l].symbols.reshape(s) for l, s in enumerate(latent_sizes(arch.height, arch.width, arch.levels))]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("file")
@@ -31,11 +39,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=grid_arm.ARM_BATCH)
     args = ap.parse_args()
     grid_arm.ARM_BATCH = args.batch
-    c = read_container(open(args.file, "rb").read())
-    arch = GridArch.unpack(next(x.data for x in c.chunks if x.ctype == b"ARCH"))
-    tensors = decode_tensors(next(x.data for x in c.chunks if x.ctype == b"TDAT"))
-    sizes = latent_sizes(arch.height, arch.width, arch.levels)
-    planes = [tensors[l].symbols.reshape(s) for l, s in enumerate(sizes)]
+    planes = latent_planes(args.file)
     base = grid_arm.arm_bytes(planes, None)
     print(f"{args.file}: latents {base} B without the network")
     x, y = grid_arm._features(planes)
