@@ -50,6 +50,22 @@ def test_record_delta_reproduces_the_judged_kodak_figures():
     assert {a: round(table[a], 1) for a in ours} == ours
 
 
+def test_record_delta_reproduces_the_sixteen_unit_records_figures():
+    """The judged record (kodak-r17, 16-unit context network) against kodak-r15: the per-rate and
+    overall equal-rate figures quoted in benchmarks.md and grid.md, and its BD-rates equal to
+    nfc eval's bdrate.md; the old record's line reproduces kodak-r15's own judged figures."""
+    out = _run(BENCH / "grid_record_delta.py", GRID / "kodak-r17" / "results.csv", GRID / "kodak-r15" / "results.csv")
+    assert "all 48 rows: equal rate +0.128 dB" in out
+    means = re.findall(r"^bpp=([\d.]+): 12 images, equal rate ([+-]\d\.\d+) dB", out, re.M)
+    assert means == [("0.25", "+0.035"), ("0.5", "+0.125"), ("1.0", "+0.148"), ("1.5", "+0.204")]
+    assert "kodim05.png bpp=0.25: 23.292 dB at 0.2484 bpp (old 23.292 at 0.2484); equal rate +0.000 dB" in out
+    lines = {k: next(x for x in out.splitlines() if x.startswith(f"BD-rate of the {k} record")) for k in ("new", "old")}
+    bd = {k: {a: float(v) for a, v in re.findall(r"(webp|avif|jpeg) ([+-]\d+\.\d)%", x)} for k, x in lines.items()}
+    assert bd == {"new": {"webp": 20.0, "avif": 44.7, "jpeg": -25.4}, "old": {"webp": 23.4, "avif": 48.9, "jpeg": -23.4}}
+    table = _bd_table(GRID / "kodak-r17" / "bdrate.md")
+    assert {a: round(table[a], 1) for a in bd["new"]} == bd["new"]
+
+
 def test_record_delta_gives_the_unseen_image_its_webp_margin():
     """coffee.png, twelfth round: "+0.41 dB over WebP" (the rows against WebP's curve at their bpp)."""
     out = _run(BENCH / "grid_record_delta.py", GRID / "unseen-r12" / "results.csv", GRID / "unseen-r12" / "results.csv")
