@@ -129,10 +129,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--variants", nargs="+", default=["n12", "n24", "n12+up1", "n12+up5", "n12+lvl", "n24+up5"])
     args = ap.parse_args()
-    planes = [torch.from_numpy(q.astype(np.float32)) for q in latent_planes(args.file)]
+    symbols = latent_planes(args.file)
+    planes = [torch.from_numpy(q.astype(np.float32)) for q in symbols]
     print(f"{args.file}: {len(planes)} planes {[tuple(p.shape) for p in planes]}, "
-          f"{sum(p.numel() for p in planes)} latents, {grid_arm.arm_bytes([p.numpy().astype(np.int64) for p in planes], None)} B "
-          f"without a network")
+          f"{sum(p.numel() for p in planes)} latents, {grid_arm.arm_bytes(symbols, None)} B without a network")
     for v in args.variants:
         context, _, dist = v.partition("@")
         x, y = features(planes, context)

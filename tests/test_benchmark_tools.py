@@ -37,14 +37,19 @@ def _bd_table(path: Path) -> dict[str, float]:
     return {anchor: float(v) for anchor, v in rows}
 
 
+def _record_bd(out: str, which: str) -> dict[str, float]:
+    """grid_record_delta.py's mean BD-rates of the ``which`` ("new" or "old") record per anchor."""
+    line = next(x for x in out.splitlines() if x.startswith(f"BD-rate of the {which} record"))
+    return {a: float(v) for a, v in re.findall(r"(webp|avif|jpeg) ([+-]\d+\.\d)%", line)}
+
+
 def test_record_delta_reproduces_the_judged_kodak_figures():
     """The judged record (kodak-r15) against the twelfth round's: the equal-rate mean quoted in
     benchmarks.md, and BD-rates equal to the ones nfc eval wrote in the record's bdrate.md."""
     out = _run(BENCH / "grid_record_delta.py", GRID / "kodak-r15" / "results.csv", GRID / "kodak-r12" / "results.csv")
     assert "all 48 rows: equal rate +0.038 dB" in out
     assert re.search(r"^bpp=1\.5: 12 images, equal rate \+0\.069 dB", out, re.M)
-    new = next(line for line in out.splitlines() if line.startswith("BD-rate of the new record"))
-    ours = {a: float(v) for a, v in re.findall(r"(webp|avif|jpeg) ([+-]\d+\.\d)%", new)}
+    ours = _record_bd(out, "new")
     assert ours == {"webp": 23.4, "avif": 48.9, "jpeg": -23.4}
     table = _bd_table(GRID / "kodak-r15" / "bdrate.md")
     assert {a: round(table[a], 1) for a in ours} == ours
@@ -59,8 +64,7 @@ def test_record_delta_reproduces_the_sixteen_unit_records_figures():
     means = re.findall(r"^bpp=([\d.]+): 12 images, equal rate ([+-]\d\.\d+) dB", out, re.M)
     assert means == [("0.25", "+0.035"), ("0.5", "+0.125"), ("1.0", "+0.148"), ("1.5", "+0.204")]
     assert "kodim05.png bpp=0.25: 23.292 dB at 0.2484 bpp (old 23.292 at 0.2484); equal rate +0.000 dB" in out
-    lines = {k: next(x for x in out.splitlines() if x.startswith(f"BD-rate of the {k} record")) for k in ("new", "old")}
-    bd = {k: {a: float(v) for a, v in re.findall(r"(webp|avif|jpeg) ([+-]\d+\.\d)%", x)} for k, x in lines.items()}
+    bd = {k: _record_bd(out, k) for k in ("new", "old")}
     assert bd == {"new": {"webp": 20.0, "avif": 44.7, "jpeg": -25.4}, "old": {"webp": 23.4, "avif": 48.9, "jpeg": -23.4}}
     table = _bd_table(GRID / "kodak-r17" / "bdrate.md")
     assert {a: round(table[a], 1) for a in bd["new"]} == bd["new"]
