@@ -45,8 +45,8 @@ def _wrap(trace: list, hold: float | None, horizon: int | None = None, up: float
     ``horizon`` the predictive variant: keep it while the rate's growth over the last control step,
     extrapolated (in log) over ``horizon`` more control steps, would reach the target by itself; with ``up`` (a ratio) the far gain also while the rate is over
     the target by more than ``up`` (instead of 1.2), so that an overshoot is pulled back sooner."""
-    def control(model, flat, log_lam, target_bpp, target_psnr, calibration=None):
-        new = _CONTROL(model, flat, log_lam, target_bpp, target_psnr, calibration)
+    def control(model, flat, log_lam, target_bpp, target_psnr, calibration=None, *rest):
+        new = _CONTROL(model, flat, log_lam, target_bpp, target_psnr, calibration, *rest)
         with torch.no_grad():
             bits = model("hard")[1].item()
         bpp = calibration.bpp(bits) if calibration is not None else bits / flat.shape[0]

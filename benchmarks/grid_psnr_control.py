@@ -47,8 +47,8 @@ def main() -> None:
     elif mode != "shipped":
         raise SystemExit(f"unknown mode {mode!r}: shipped, old or k=K")
 
-    def control(model, flat, log_lam, tb, tp):
-        new = shipped(model, flat, log_lam, tb, tp)
+    def control(model, flat, log_lam, tb, tp, *rest):
+        new = shipped(model, flat, log_lam, tb, tp, *rest)
         with torch.no_grad():
             out, bits = model("hard")
             mse = torch.mean((out.clamp(-1, 1) - flat) ** 2).item()

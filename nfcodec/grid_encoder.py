@@ -101,7 +101,10 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
     controlled = target_bpp is not None or target_psnr is not None
     if control_start is None:
         control_start = CONTROL_START_PSNR if target_psnr is not None else CONTROL_START_BPP
-    control_from = int(g.grid_iters * control_start)
+    # the first control step (a multiple of CONTROL_EVERY, so that the calibration below, counted
+    # from it, falls on control steps: from int(1920 x 0.2) = 384 it never ran, and the controller
+    # held the uncalibrated proxy, 18% over the file, at the target: kodim09 at --bpp 1.0 ended at 0.79 bpp)
+    control_from = -(-int(g.grid_iters * control_start) // CONTROL_EVERY) * CONTROL_EVERY
     # --bpp: the controller compares the proxy's rate, times the coder's measured ratio to it
     # (recalibrated every CALIBRATE_EVERY steps), plus the weights' and container's share, to the target
     # (with grid_rate "arm" too: the network trained on noisy latents overstates the rounded ones'
@@ -112,6 +115,7 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
     cuts = [min(l for seg in segments[:k + 1] for l in seg) for k in range(len(segments) - 1)] \
         if segments and g.grid_prefix_weight > 0 else []
     t0 = time.perf_counter()
+    noise_end_bpp = None
     for it in range(total):
         noise = it < g.grid_iters
         lr = (_cosine(it, g.grid_iters, g.grid_lr) if noise
@@ -144,11 +148,15 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if controlled and noise and it >= control_from and it % CONTROL_EVERY == 0:
+        if it == g.grid_iters - 1 and calibration is not None:    # what the controller left: the noise phase's end
+            noise_end_bpp = calibration.bpp(model.bits("hard").item())
+        steering = noise or (CONTROL_STE > 0 and target_bpp is not None)
+        if controlled and steering and it >= control_from and it % CONTROL_EVERY == 0:
             if calibration is not None and (it - control_from) % CALIBRATE_EVERY == 0:
                 calibration.update()
-            log_lam = _control(model, flat, log_lam, target_bpp, target_psnr, calibration,
-                               control_frames if video else None)
+            aim = None if target_bpp is None else target_bpp * (CONTROL_AIM if noise else CONTROL_STE_AIM)
+            log_lam = _control(model, flat, log_lam, aim, target_psnr, calibration,
+                               control_frames if video else None, None if noise else CONTROL_STE)
         psnr_now = 10 * math.log10(4.0 / max(mse.item(), 1e-12))
         if progress is not None and (it % 50 == 0 or it == total - 1):
             progress(it + 1, total, psnr_now)
@@ -158,6 +166,8 @@ def fit_grid(image: np.ndarray, config: CodecConfig, record: Any, *, lam: float,
                "seconds": time.perf_counter() - t0, "device": str(device), "arm": arm}
     if calibration is not None and calibration.updates:
         summary["coder_over_proxy"] = calibration.ratio
+    if noise_end_bpp is not None:
+        summary["noise_end_bpp"] = noise_end_bpp
     return model, summary
 
 
@@ -236,12 +246,20 @@ CONTROL_GAIN_FAR, CONTROL_FAR = 0.5, math.log(1.2)
 #: ... and already from this smaller miss when the fit is over its target (lambda must rise): an
 #: overshoot left at the end of the noise phase is paid for by coarsening the file (delta > 1).
 CONTROL_FAR_OVER = math.log(1.05)
+#: With --bpp, the noise phase's controller aims at this fraction of the target (the straight-through
+#: phase then adds rate, and an overshoot is paid for by coarsening the file: delta > 1).
+CONTROL_AIM = 1.0
+#: With --bpp, the controller's gain in the straight-through phase (0: lambda is held there, and what
+#: that phase changes of the rate is left to the latent scale ``delta``).
+CONTROL_STE = 0.0
+#: ... aiming at this fraction of the target (below 1: an overshoot is coarsened, which costs more).
+CONTROL_STE_AIM = 0.99
 
 
 @torch.no_grad()
 def _control(model: Any, flat: torch.Tensor, log_lam: float, target_bpp: Optional[float],
              target_psnr: Optional[float], calibration: Optional["_Calibration"] = None,
-             frames: Optional[list[int]] = None) -> float:
+             frames: Optional[list[int]] = None, gain: Optional[float] = None) -> float:
     """One step of dual ascent on log lambda, measured on the *rounded* latents of the whole image
     (the noisy ones overstate the rate of near-zero latents several times): raise lambda while the
     estimated file rate is above a --bpp target, lower it while the distortion is above a --psnr one.
@@ -262,7 +280,8 @@ def _control(model: Any, flat: torch.Tensor, log_lam: float, target_bpp: Optiona
         out, _ = model("hard") if frames is None else model("hard", frames=frames)
         mse = torch.mean((out.clamp(-1, 1) - flat) ** 2).item()
         miss = -math.log(max(mse, 1e-12) / (4.0 * 10 ** (-target_psnr / 10)))
-    gain = CONTROL_GAIN_FAR if miss > CONTROL_FAR_OVER or -miss > CONTROL_FAR else CONTROL_GAIN
+    if gain is None:
+        gain = CONTROL_GAIN_FAR if miss > CONTROL_FAR_OVER or -miss > CONTROL_FAR else CONTROL_GAIN
     return min(max(log_lam + gain * miss, math.log(1e-6)), math.log(10.0))
 
 
@@ -611,6 +630,7 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
         if best is None or cost < best[0]:
             best = (cost, bits, data)
     _, bits, data = best
+    delta1_bpp = 8 * len(data) / pixels      # what the fit itself ended at, before the latent scale search
     delta = 1.0
     rc = None
     if max_bytes is not None:
@@ -627,7 +647,9 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
     fr = FitResult(steps=(), seconds=fit["seconds"], train_psnr=fit["train_psnr"], device=fit["device"],
                    extra={"lambda": lam, "lambda_start": fit["lambda_start"], "delta": delta, "weight_bits": bits, "latent_lr": fit["latent_lr"],
                           "synthesis_lr": fit["synthesis_lr"],
+                          "delta1_bpp": delta1_bpp,
                           **({"coder_over_proxy": fit["coder_over_proxy"]} if "coder_over_proxy" in fit else {}),
+                          **({"noise_end_bpp": fit["noise_end_bpp"]} if "noise_end_bpp" in fit else {}),
                           **({"arm_seconds": round(arm_seconds, 2)} if arm_seconds is not None else {}),
                           **({"tdelta": tdelta} if hasattr(record, "tdelta") else {})})
     return EncodeResult(data=data, reconstruction=img, psnr=image_psnr(img, image), bpp=d.info.bpp, info=d.info,
