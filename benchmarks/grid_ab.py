@@ -115,8 +115,8 @@ def main() -> None:
                    "bpp": r.bpp, "psnr": r.psnr, "seconds": time.perf_counter() - t0,
                    "lambda": (r.rate_control or {}).get("lambda"), "delta": (r.rate_control or {}).get("delta"),
                    "lambda_start": (r.fit.extra or {}).get("lambda_start")}
-            row.update({k: round(v, 5) for k, v in (r.fit.extra or {}).items()
-                        if k in ("delta1_bpp", "noise_end_bpp") and v is not None})
+            extra = r.fit.extra or {}
+            row.update({k: round(extra[k], 5) for k in ("delta1_bpp", "noise_end_bpp") if k in extra})
             for module, attr, old in saved:
                 setattr(module, attr, old)
             if args.set:

@@ -648,8 +648,7 @@ def _fit_and_code(*, image: np.ndarray, header: Any, record: Any, config: CodecC
                    extra={"lambda": lam, "lambda_start": fit["lambda_start"], "delta": delta, "weight_bits": bits, "latent_lr": fit["latent_lr"],
                           "synthesis_lr": fit["synthesis_lr"],
                           "delta1_bpp": delta1_bpp,
-                          **({"coder_over_proxy": fit["coder_over_proxy"]} if "coder_over_proxy" in fit else {}),
-                          **({"noise_end_bpp": fit["noise_end_bpp"]} if "noise_end_bpp" in fit else {}),
+                          **{k: fit[k] for k in ("coder_over_proxy", "noise_end_bpp") if k in fit},
                           **({"arm_seconds": round(arm_seconds, 2)} if arm_seconds is not None else {}),
                           **({"tdelta": tdelta} if hasattr(record, "tdelta") else {})})
     return EncodeResult(data=data, reconstruction=img, psnr=image_psnr(img, image), bpp=d.info.bpp, info=d.info,

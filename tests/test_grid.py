@@ -219,9 +219,13 @@ def test_arm_rate_training_codes_with_the_network_and_decodes_exactly(monkeypatc
     assert 0.95 <= t.bpp <= 1.0 and 0.8 < t.fit.extra["coder_over_proxy"] < 1.3, (t.bpp, t.fit.extra)
 
 
+def _tiny_doubled() -> np.ndarray:
+    """The tiny test image at twice its size (64x48): a bit more room for the grid."""
+    return np.kron(load_image(TINY_PNG), np.ones((2, 2, 1), np.uint8))
+
+
 def test_bpp_target_is_met_within_five_percent():
-    img = load_image(TINY_PNG)
-    big = np.kron(img, np.ones((2, 2, 1), np.uint8))            # 64x48, a bit more room for the grid
+    big = _tiny_doubled()
     for target in (3.0, 5.0):
         r = nfcodec.encode(big, config=TINY_GRID.replace(grid_lambda=0.0), bpp=target)
         assert 0.95 * target <= r.bpp <= target, (target, r.bpp)
@@ -235,9 +239,7 @@ def test_calibration_runs_whatever_the_first_control_step():
     calibration (every CALIBRATE_EVERY steps from it) falls on control steps for any grid_iters:
     from int(0.2 x 320) = 64 it never ran, and the controller held the uncalibrated proxy at the
     target (kodim09 at --bpp 1.0 with 1920 steps: 18% under it, docs/grid.md)."""
-    img = load_image(TINY_PNG)
-    big = np.kron(img, np.ones((2, 2, 1), np.uint8))
-    r = nfcodec.encode(big, config=TINY_GRID.replace(grid_lambda=0.0, grid_iters=320), bpp=3.0)
+    r = nfcodec.encode(_tiny_doubled(), config=TINY_GRID.replace(grid_lambda=0.0, grid_iters=320), bpp=3.0)
     assert 0.7 < r.fit.extra["coder_over_proxy"] < 1.3, r.fit.extra
     assert 0.95 * 3.0 <= r.bpp <= 3.0, r.bpp
     # the controller's estimate at the end of the noise phase, and the file it became (before delta)
