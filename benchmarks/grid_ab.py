@@ -117,6 +117,8 @@ def main() -> None:
                    "lambda_start": (r.fit.extra or {}).get("lambda_start")}
             extra = r.fit.extra or {}
             row.update({k: round(extra[k], 5) for k in ("delta1_bpp", "noise_end_bpp") if k in extra})
+            if "moved" in (r.rate_control or {}):
+                row["moved"] = r.rate_control["moved"]
             for module, attr, old in saved:
                 setattr(module, attr, old)
             if args.set:

@@ -34,6 +34,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("new", help="results.csv of the new record")
     ap.add_argument("old", help="results.csv of the record to compare with")
+    ap.add_argument("--fill-old", action="store_true",
+                    help="also a provisional BD-rate of the new record with the rows it lacks taken from the old one")
     args = ap.parse_args()
     new_record, old_record = read_record(args.new), read_record(args.old)
     new, old = _grid_rows(new_record), _grid_rows(old_record)
@@ -74,6 +76,25 @@ def main() -> None:
         print(f"BD-rate of the {name} record's curves, the {len(full)} images with every rate, against the new "
               "record's anchors (akima, as nfc eval): " + ", ".join(
                   f"{a} {np.nanmean(v):+.1f}% ({' '.join(f'{x:+.1f}' for x in v)})" for a, v in bd.items()))
+
+    if args.fill_old:
+        _provisional(new, old, anchors)
+
+
+def _provisional(new: dict[tuple[str, str], Row], old: dict[tuple[str, str], Row],
+                 anchors: dict[tuple[str, str], list]) -> None:
+    """The BD-rates of the new record completed by the old record's rows at the settings it has not
+    measured (files the new encoder would code the same way, or not: provisional) and of the old."""
+    settings = {s for _, s in old}
+    images = sorted({i for i, _ in old if all((i, s) in old for s in settings)
+                     and all(len(anchors.get((i, a), [])) >= 2 for a in ANCHORS)})
+    filled = {i: [new.get((i, s), old[(i, s)]) for s in settings] for i in images}
+    taken = sum((i, s) in new for i in images for s in settings)
+    for name, rows in ((f"new, {taken} of {len(images) * len(settings)} rows, + old", filled),
+                       ("old", {i: [old[(i, s)] for s in settings] for i in images})):
+        bd = {a: [bd_percent(anchors[(i, a)], grid_curve(rows[i])) for i in images] for a in ANCHORS}
+        print(f"provisional BD-rate ({name}), {len(images)} images: "
+              + ", ".join(f"{a} {np.nanmean(v):+.1f}%" for a, v in bd.items()))
 
 
 if __name__ == "__main__":

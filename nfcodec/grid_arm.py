@@ -136,3 +136,23 @@ def arm_bytes(planes: Sequence[np.ndarray], net: Optional[ArmNet], step: int = 0
     """Bytes of the planes' tensor records (every entropy model offered; ``arm`` with ``net``)."""
     tensors = [CodedTensor(l, step, np.asarray(q).reshape(-1), shape=np.asarray(q).shape) for l, q in enumerate(planes)]
     return len(encode_tensors(tensors, hints={"arm": net} if net is not None else None))
+
+
+@torch.no_grad()
+def _own_bits(net: "ArmTorchNet", rows: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return laplace2_bits(net(rows), y)
+
+
+def arm_step_bits(plane: np.ndarray, step: np.ndarray, net: "ArmTorchNet") -> np.ndarray:
+    """Estimated change of an integer plane's bits under the float network when each latent alone
+    moves by its ``step`` (same shape, -1, 0 or +1): its own symbol's change, exactly under the
+    network, plus its neighbours' to first order (the gradient of their bits through their contexts).
+    What the --bpp trim ranks its candidate moves by (nfcodec.grid_encoder._trim_order)."""
+    q = torch.from_numpy(np.asarray(plane, dtype=np.float32))
+    s = torch.from_numpy(np.asarray(step, dtype=np.float32)).reshape(-1)
+    qv = q.clone().requires_grad_(True)
+    with torch.enable_grad():
+        rows = context_rows(qv)
+        grad = torch.autograd.grad(laplace2_bits(net(rows), q.reshape(-1)).sum(), qv)[0].reshape(-1)
+    rows, y = rows.detach(), q.reshape(-1)
+    return (_own_bits(net, rows, y + s) - _own_bits(net, rows, y) + grad * s).numpy()
