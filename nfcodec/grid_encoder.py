@@ -725,15 +725,16 @@ def _meet_quality(coder: GridCoder, bits: int, target: float, image: np.ndarray)
 #: network says save bits) rather than by coarsening them all (delta > 1); the better decode of the two
 #: is kept ("flips"; "delta": the latent scale alone).  Twenty-first session: the default preset's
 #: kodim03 at --bpp 1.5 and kodim09 at 1.0 ended 2.0% and 2.3% over, and the delta trim cost
-#: 0.94 and 0.30 dB of their delta-1 files (40.69 and 38.39 dB), the moves 0.06 and 0.05 dB
-#: (41.57 and 38.65 dB; docs/grid.md "Trimming the file").
+#: 0.94 and 0.30 dB of their delta-1 files (40.69 and 38.39 dB), the moves 0.07 and 0.04 dB
+#: (41.56 and 38.64 dB); Kodak at 1.5 and 1.0 bpp, 20 files: +0.28 dB at equal rate, none worse
+#: (docs/grid.md "Trimming the file", docs/benchmarks.md "twenty-first session").
 TRIM = "flips"
 #: The trim stops its bisection once the file fills this fraction of the budget; it first tries
 #: this many moves, doubling them until the file fits.
 TRIM_FILL, TRIM_FIRST = 0.995, 256
 
 
-def _trim_order(coder: GridCoder, net: Any) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _trim_order(coder: GridCoder, net: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The trim's candidate moves in the order they are taken, as ``(levels, indices, steps)`` of
     the flat planes: every latent whose move by one step towards its trained value's side of the
     rounding boundary saves bits by the float context network ``net``'s estimate
@@ -790,7 +791,9 @@ def _trim(coder: GridCoder, bits: int, max_bytes: int, net: Any) -> Optional[byt
 
 def _meet_budget(coder: GridCoder, bits: int, max_bytes: int, image: np.ndarray,
                  net: Any = None) -> tuple[bytes, float]:
-    """The file nearest ``max_bytes`` from below, over the latent scale ``delta``.
+    """The file nearest ``max_bytes`` from below, over the latent scale ``delta`` (and, for a file
+    over budget when the fit's float context network ``net`` is given, by :func:`_trim`'s moves at
+    ``delta = 1``: the better exact decode of the two; ``coder`` keeps the moved symbols then).
 
     The straight-through phase leaves many latents just inside a rounding boundary, so the size
     jumps by several percent between ``delta = 1`` and ``1 -+ 1e-3``: the search runs on
