@@ -762,31 +762,31 @@ def _trim(coder: GridCoder, bits: int, max_bytes: int, net: Any) -> Optional[byt
     levels, idx, step = _trim_order(coder, net)
     base = coder.latent_symbols(1.0)
 
-    def sized(k: int) -> bytes:
+    def sized(k: int) -> tuple[bytes, list[np.ndarray]]:
         syms = [q.copy() for q in base]
         for l in range(len(syms)):
             sel = levels[:k] == l
             syms[l].reshape(-1)[idx[:k][sel]] += step[:k][sel]
         coder.set_symbols(syms)
-        return coder.data(1.0, bits)
+        return coder.data(1.0, bits), syms
 
     # the size falls with the first moves and rises again with all of them (far from their boundary,
     # the estimate of what moving many neighbours together saves fails): doubling, then bisection
     lo, hi = 0, min(TRIM_FIRST, len(idx))
-    while len(best := sized(hi)) > max_bytes:
+    while len((best := sized(hi))[0]) > max_bytes:
         if hi == len(idx):
             coder.set_symbols(None)
             return None
         lo, hi = hi, min(2 * hi, len(idx))
-    while hi - lo > 1 and len(best) < TRIM_FILL * max_bytes:
+    while hi - lo > 1 and len(best[0]) < TRIM_FILL * max_bytes:
         mid = (lo + hi) // 2
         d = sized(mid)
-        if len(d) <= max_bytes:
+        if len(d[0]) <= max_bytes:
             hi, best = mid, d
         else:
             lo = mid
-    sized(hi)
-    return best
+    coder.set_symbols(best[1])
+    return best[0]
 
 
 def _meet_budget(coder: GridCoder, bits: int, max_bytes: int, image: np.ndarray,

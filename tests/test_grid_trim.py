@@ -21,6 +21,16 @@ def _plane_bits(q: np.ndarray, net: ArmTorchNet) -> float:
         return laplace2_bits(net(context_rows(t)), t.reshape(-1)).sum().item()
 
 
+def _moved_bits(q: np.ndarray, step: np.ndarray, net: ArmTorchNet) -> np.ndarray:
+    """The plane's bit change when each latent alone moves by its step, by counting again."""
+    base, out = _plane_bits(q, net), np.empty(q.size)
+    for i in range(q.size):
+        moved = q.copy()
+        moved.reshape(-1)[i] += step.reshape(-1)[i]
+        out[i] = _plane_bits(moved, net) - base
+    return out
+
+
 def test_step_bits_own_symbol_exact_and_neighbours_to_first_order():
     """arm_step_bits against moving each latent alone and counting the whole plane's bits again."""
     torch.manual_seed(1)
@@ -30,13 +40,7 @@ def test_step_bits_own_symbol_exact_and_neighbours_to_first_order():
     rng = np.random.default_rng(2)
     q = np.round(rng.laplace(0, 1.5, (10, 12))).astype(np.int32)
     step = rng.choice([-1, 1], size=q.shape).astype(np.int32)
-    est = arm_step_bits(q, step, net)
-    base = _plane_bits(q, net)
-    true = np.empty(q.size)
-    for i in range(q.size):
-        moved = q.copy()
-        moved.reshape(-1)[i] += step.reshape(-1)[i]
-        true[i] = _plane_bits(moved, net) - base
+    est, true = arm_step_bits(q, step, net), _moved_bits(q, step, net)
     assert est.shape == (q.size,)
     # the neighbours' part is first order: close, not equal (measured: a mean error of 0.024 bits for
     # a mean change of 1.37; the own symbol's change alone misses by 0.074; all 120 signs agree)
@@ -50,13 +54,7 @@ def test_step_bits_own_symbol_exact_and_neighbours_to_first_order():
     # a net that ignores the contexts: the estimate is the own symbol's change, exactly
     with torch.no_grad():
         net.l1.weight.zero_()
-    est, true = arm_step_bits(q, step, net), []
-    base = _plane_bits(q, net)
-    for i in range(q.size):
-        moved = q.copy()
-        moved.reshape(-1)[i] += step.reshape(-1)[i]
-        true.append(_plane_bits(moved, net) - base)
-    np.testing.assert_allclose(est, np.array(true), atol=2e-3)
+    np.testing.assert_allclose(arm_step_bits(q, step, net), _moved_bits(q, step, net), atol=2e-3)
 
 
 #: A tiny fit with the context network (the trim ranks its moves by it).
