@@ -70,12 +70,13 @@ def main() -> None:
         if gaps:
             print(f"new rows against {a} at the same bpp (its curve, linear in log bpp): mean {np.mean(gaps):+.2f} dB "
                   f"over {len(gaps)} rows (min {min(gaps):+.2f}, max {max(gaps):+.2f})")
-    for name, record in (("new", new_record), ("old", old_record)) if len(settings) >= 4 else ():
-        bd = {a: [bd_percent(anchors[(image, a)], grid_curve(record[(image, "nfc-grid")]))
-                  for image in full] for a in ANCHORS}
-        print(f"BD-rate of the {name} record's curves, the {len(full)} images with every rate, against the new "
-              "record's anchors (akima, as nfc eval): " + ", ".join(
-                  f"{a} {np.nanmean(v):+.1f}% ({' '.join(f'{x:+.1f}' for x in v)})" for a, v in bd.items()))
+    if len(settings) >= 4:  # a BD-rate needs the four rates of a full record
+        for name, record in (("new", new_record), ("old", old_record)):
+            bd = {a: [bd_percent(anchors[(image, a)], grid_curve(record[(image, "nfc-grid")]))
+                      for image in full] for a in ANCHORS}
+            print(f"BD-rate of the {name} record's curves, the {len(full)} images with every rate, against the "
+                  "new record's anchors (akima, as nfc eval): " + ", ".join(
+                      f"{a} {np.nanmean(v):+.1f}% ({' '.join(f'{x:+.1f}' for x in v)})" for a, v in bd.items()))
 
     if args.fill_old:
         _provisional(new, old, anchors)
